@@ -197,3 +197,18 @@ def test_transformers_serve_runs_offline_llm_and_vlm_checkpoints(tiny_lm_dir, tm
         try: server.wait(timeout=20)
         except subprocess.TimeoutExpired: server.kill(); server.wait()
         log.close()
+
+
+def test_cli_synth_against_a_server_counts_every_task(tiny_generator, tmp_path, capsys):
+    """`mammoth-min synth --url` end to end: one request per seed reaches the server, and every task is either
+    written or counted as a failure (a random tiny model writes no valid JSON, so most are 'not JSON')."""
+    from mammoth_min.cli import main
+    from mammoth_min.formats import write_records
+    data = write_records(SEEDS[:6], tmp_path / "seeds.jsonl")
+    with OpenAICompatServer(tiny_generator) as server:
+        code = main(["synth", "--recipe", "rewrite", "--data", str(data), "--image-root", str(world.sample_world_dir()),
+                     "--out", str(tmp_path / "out.jsonl"), "--url", server.url, "--model", "tiny", "--concurrency", "4"])
+        seen = len(server.seen)
+    printed = capsys.readouterr().out
+    written, failed = (int(printed.split(word)[0].split()[-1]) for word in (" record(s) written", " failed task(s)"))
+    assert code == 0 and seen == 6 and written + failed == 6, printed
