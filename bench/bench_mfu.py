@@ -128,7 +128,7 @@ def cpu_mode(args):
 def gpu_mode(args):
     import torch.distributed as dist
     from mammoth_min.train import apply_fsdp, decoder_blocks
-    device = torch.device(args.device or "cuda")
+    device = torch.device(args.device or "cuda:0")
     if device.type == "cuda": torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=0, world_size=1,
                             init_method=f"file://{tempfile.mkdtemp()}/store")

@@ -8,10 +8,10 @@ Docs: https://mammoth-min.github.io/mammoth_min/model.html.md"""
 # %% auto #0
 __all__ = ['IMAGE_TOKEN', 'IM_END', 'PROJECTOR_TYPES', 'CONFIG_NAMES', 'PUBLISHED_SIZES', 'MammothConfig', 'pixel_shuffle',
            'MammothProjector', 'choose_attn_implementation', 'MammothForConditionalGeneration', 'build_config',
-           'build_model', 'parameter_counts', 'weight_memory_gib', 'model_report', 'from_components',
+           'build_model', 'parameter_counts', 'weight_memory_gib', 'model_report', 'from_components', 'init_checkpoint',
            'MammothImageProcessor', 'MammothProcessor', 'generate']
 
-# %% ../nbs/06_model.ipynb #60680b2d
+# %% ../nbs/06_model.ipynb #ae1fdcd1
 import functools, importlib.util, json, logging, math, os, tempfile, threading
 from pathlib import Path
 
@@ -25,13 +25,13 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from fastcore.basics import patch
 
 from . import anyres, chat
-from .core import atomic_write
+from .core import atomic_dir, atomic_write
 
 _logger = logging.getLogger("mammoth_min.model")
 IMAGE_TOKEN = "<image>"
 IM_END = "<|im_end|>"
 
-# %% ../nbs/06_model.ipynb #19212b35
+# %% ../nbs/06_model.ipynb #5a98a7f4
 PROJECTOR_TYPES = ("mlp2x_gelu",)
 
 class MammothConfig(PreTrainedConfig):
@@ -85,7 +85,7 @@ class MammothConfig(PreTrainedConfig):
 
 AutoConfig.register(MammothConfig.model_type, MammothConfig, exist_ok=True)
 
-# %% ../nbs/06_model.ipynb #786e0c7e
+# %% ../nbs/06_model.ipynb #e4efc7af
 def pixel_shuffle(features: torch.Tensor, factor: int) -> torch.Tensor:
     "Merge each `factor x factor` block of a square patch grid into one token: [n, T, D] -> [n, T/factor^2, D*factor^2]."
     if factor == 1: return features
@@ -98,7 +98,7 @@ def pixel_shuffle(features: torch.Tensor, factor: int) -> torch.Tensor:
     x = x.permute(0, 1, 3, 2, 4, 5)                                 # [n, out, out, factor, factor, dim]
     return x.reshape(n, out * out, factor * factor * dim)
 
-# %% ../nbs/06_model.ipynb #a6f05bea
+# %% ../nbs/06_model.ipynb #493fede1
 class MammothProjector(nn.Module):
     "LLaVA-1.5's `mlp2x_gelu` connector: Linear -> GELU -> Linear, applied to each image token."
     def __init__(self, config: MammothConfig):
@@ -113,7 +113,7 @@ class MammothProjector(nn.Module):
         "[n_crops, T, Dv*r^2] -> [n_crops, T, Dt]"
         return self.linear_2(self.act(self.linear_1(image_features)))
 
-# %% ../nbs/06_model.ipynb #e38a3ee5
+# %% ../nbs/06_model.ipynb #429e260b
 @functools.cache
 def choose_attn_implementation() -> str:
     "'flash_attention_2' when flash_attn is installed and CUDA is available, else 'sdpa' (logged once)."
@@ -122,7 +122,7 @@ def choose_attn_implementation() -> str:
     _logger.warning(f"mammoth_min.model: attention implementation = {choice}")
     return choice
 
-# %% ../nbs/06_model.ipynb #da5c698c
+# %% ../nbs/06_model.ipynb #4cc5f17e
 class MammothForConditionalGeneration(PreTrainedModel):
     "SigLIP vision tower + mlp2x_gelu projector + causal LM, with LlavaOnevision's module names."
     config: MammothConfig
@@ -164,7 +164,7 @@ class MammothForConditionalGeneration(PreTrainedModel):
     def set_input_embeddings(self, value): self.language_model.set_input_embeddings(value)
     def get_output_embeddings(self): return self.language_model.get_output_embeddings()
 
-# %% ../nbs/06_model.ipynb #79ab64b0
+# %% ../nbs/06_model.ipynb #5f110b02
 def _check_pixels(pixel_values: torch.Tensor, size: int):
     if pixel_values.ndim != 4 or pixel_values.shape[1] != 3 or tuple(pixel_values.shape[2:]) != (size, size):
         raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}, expected [n_crops, 3, {size}, {size}]: "
@@ -202,7 +202,7 @@ def get_image_features(self: MammothForConditionalGeneration, pixel_values: torc
         raise ValueError(f"image_sizes account for {start} crops but pixel_values holds {len(crops)}")
     return per_image
 
-# %% ../nbs/06_model.ipynb #af470bae
+# %% ../nbs/06_model.ipynb #e62ef57c
 @patch
 def embed_inputs(self: MammothForConditionalGeneration, input_ids: torch.Tensor,
                  pixel_values: torch.Tensor | None = None, image_sizes: torch.Tensor | None = None,
@@ -231,7 +231,7 @@ def forward(self: MammothForConditionalGeneration, input_ids: torch.Tensor | Non
     return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                                labels=labels, **kwargs)
 
-# %% ../nbs/06_model.ipynb #af5f8612
+# %% ../nbs/06_model.ipynb #ada3b653
 def _named_parts(name: str) -> tuple[SiglipVisionConfig, PreTrainedConfig, dict]:
     "Vision config, text config and connector fields of a named configuration."
     if name == "tiny":
@@ -282,7 +282,7 @@ def build_model(name: str, tokenizer=None, device: str | torch.device | None = N
         model = MammothForConditionalGeneration(config)
     return model if dtype is None else model.to(dtype)
 
-# %% ../nbs/06_model.ipynb #47120e9c
+# %% ../nbs/06_model.ipynb #eadf6172
 def parameter_counts(model: nn.Module) -> dict[str, int]:
     "Parameters per top-level component and in total (shared tensors counted once); works on the meta device."
     counts, seen = {}, set()
@@ -298,7 +298,7 @@ PUBLISHED_SIZES = {  # parameters, see the table above
     "Qwen2.5-7B-Instruct": 7.61e9, "SigLIP-so400m/14 (with head)": 428e6, "SmolLM2-135M": 135e6,
     "SigLIP-base/16": 86e6, "nanoVLM-222M": 222e6, "MAmmoTH-VL-8B": 8.03e9}
 
-# %% ../nbs/06_model.ipynb #f66775e4
+# %% ../nbs/06_model.ipynb #17f36195
 def weight_memory_gib(model: nn.Module, dtype: torch.dtype = torch.bfloat16) -> float:
     "GiB the parameters take in `dtype` (no activations, no optimizer state)."
     return parameter_counts(model)["total"] * torch.tensor([], dtype=dtype).element_size() / 2**30
@@ -309,7 +309,7 @@ def model_report(name: str) -> dict:
     return {"name": name, "parameters": parameter_counts(model),
             "bf16_gib": weight_memory_gib(model), "fp32_gib": weight_memory_gib(model, torch.float32)}
 
-# %% ../nbs/06_model.ipynb #86530b81
+# %% ../nbs/06_model.ipynb #e82f4537
 def from_components(vision: str | os.PathLike, llm: str | os.PathLike, tokenizer=None, dtype: torch.dtype | None = None,
                     offline: bool = True, **connector) -> MammothForConditionalGeneration:
     "Join a SigLIP checkpoint and a causal-LM checkpoint (paths or hub ids) with a fresh projector."
@@ -334,7 +334,19 @@ def from_components(vision: str | os.PathLike, llm: str | os.PathLike, tokenizer
         model.image_newline = nn.Parameter(torch.randn(hidden, dtype=lm.dtype) / math.sqrt(hidden))
     return model
 
-# %% ../nbs/06_model.ipynb #bbc874ca
+# %% ../nbs/06_model.ipynb #ada52fde
+def init_checkpoint(vision: str | os.PathLike, llm: str | os.PathLike, out: str | os.PathLike, like: str | None = None,
+                    offline: bool = True, dtype: torch.dtype | None = None) -> Path:
+    "Join a SigLIP and an LLM checkpoint (paths or hub ids) with the LLM's tokenizer; save model + processor into `out`."
+    tokenizer = chat.load_tokenizer(llm, offline=offline)
+    connector = _named_parts(like)[2] if like else {}
+    model = from_components(vision, llm, tokenizer, dtype=dtype, offline=offline, **connector)
+    processor = MammothProcessor.from_config(model.config, tokenizer)
+    with atomic_dir(out) as staging:
+        model.save_pretrained(staging); processor.save_pretrained(staging)
+    return Path(out)
+
+# %% ../nbs/06_model.ipynb #067174b8
 class MammothImageProcessor:
     "SigLIP preprocessing with PIL/torch: RGB, resize (or AnyRes crops), rescale to [0, 1], normalise."
     config_name = "preprocessor_config.json"
@@ -405,7 +417,7 @@ class MammothImageProcessor:
         "Read the processor `save_pretrained` wrote."
         return cls(**json.loads((Path(save_dir) / cls.config_name).read_text()))
 
-# %% ../nbs/06_model.ipynb #13cd9c82
+# %% ../nbs/06_model.ipynb #2907a8b7
 def _count_markers(record: dict) -> int:
     return sum(turn["value"].count(IMAGE_TOKEN) for turn in record.get("conversations", []))
 
@@ -504,7 +516,7 @@ class MammothProcessor:
         settings = json.loads((Path(save_dir) / cls.config_name).read_text())
         return cls(chat.load_tokenizer(save_dir), MammothImageProcessor.from_pretrained(save_dir), settings["template"])
 
-# %% ../nbs/06_model.ipynb #bcde984f
+# %% ../nbs/06_model.ipynb #22727793
 @patch
 @torch.no_grad()
 def generate(self: MammothForConditionalGeneration, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
