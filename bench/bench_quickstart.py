@@ -3,7 +3,7 @@ subprocess through the console script), then its wall time per step and held-out
 blind baseline, the answer prior and chance, appended to bench/results.md. The issue's target: the whole quickstart
 within 10 minutes on the project's 2-core machine, accuracy far above chance, the blind baseline near chance.
 
-Usage: python bench/bench_quickstart.py [--n-images 400]
+Usage: python bench/bench_quickstart.py [--n-images N]  (default: the quickstart's own)
 """
 import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -13,12 +13,13 @@ from _common import append_section, print_table
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n-images", type=int, default=400)
+    ap.add_argument("--n-images", type=int, default=None)
     args = ap.parse_args()
     out = Path(tempfile.mkdtemp()) / "quickstart"
     cli = Path(sys.executable).with_name("mammoth-min")
     start = time.perf_counter()
-    subprocess.run([str(cli), "quickstart", "--fresh", "--out", str(out), "--n-images", str(args.n_images)], check=True,
+    sized = ["--n-images", str(args.n_images)] if args.n_images else []
+    subprocess.run([str(cli), "quickstart", "--fresh", "--out", str(out), *sized], check=True,
                    env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - start
     steps = {p.name.removesuffix(".done.json"): json.loads(p.read_text())["seconds"] for p in sorted(out.glob("*.done.json"))}
@@ -29,7 +30,8 @@ def main():
     print_table(columns, rows)
     print(table.to_string(float_format=lambda x: f"{x:.3f}"))
     accuracy = table.loc["overall"]
-    append_section(f"bench_quickstart: `mammoth-min quickstart --fresh`, {args.n_images} image slots", columns, rows,
+    slots = json.loads((out / "world" / "world.json").read_text()).get("n_images", args.n_images)
+    append_section(f"bench_quickstart: `mammoth-min quickstart --fresh`, {slots} image slots", columns, rows,
                    f"Held-out overall accuracy ({accuracy['n']} questions): model {accuracy['model']:.3f}, blind "
                    f"{accuracy['blind']:.3f}, answer prior {accuracy['answer prior']:.3f}, chance {accuracy['chance']:.3f}. "
                    "Per category:\n\n" + table.to_markdown(floatfmt=".3f"))

@@ -114,7 +114,8 @@ def _init(args) -> int:
 def _quickstart(args) -> int:
     "The whole recipe on the tiny world; prints step timings and the results table."
     from mammoth_min.quickstart import QuickstartConfig, quickstart
-    cfg = QuickstartConfig(out=args.out, n_images=args.n_images, seed=args.seed, max_steps=args.max_steps, fresh=args.fresh)
+    sized = {"n_images": args.n_images} if args.n_images is not None else {}
+    cfg = QuickstartConfig(out=args.out, seed=args.seed, max_steps=args.max_steps, fresh=args.fresh, **sized)
     result = quickstart(cfg)
     print("\nwall time per step (s):")
     print(result["timings"].to_string())
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("quickstart", help="the whole recipe on the tiny world: world, synth, filter, train, eval")
     p.add_argument("--out", default="runs/quickstart")
-    p.add_argument("--n-images", type=int, default=400)
+    p.add_argument("--n-images", type=int, default=None, help="image slots of the world (default: QuickstartConfig's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per training stage")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing finished steps")

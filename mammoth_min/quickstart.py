@@ -22,13 +22,17 @@ __all__ = ['QuickstartConfig', 'small_budget', 'run_step', 'results_table', 'qui
 class QuickstartConfig:
     "The budget of a quickstart run; the defaults are the full tiny-world run, `small_budget()` the test-sized one."
     out: str = "runs/quickstart"
-    n_images: int = 400
+    n_images: int = 1200
     seed: int = 0
     hallucination_rate: float = 0.1
     evolve_rounds: int = 1
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
-    stage2_lr: float = 1e-3  # one rate for every module: the tiny world trains from scratch, not from pretrained weights
-    stage2_epochs: int = 3
+    stage0_epochs: int = 1
+    stage1_epochs: int = 1
+    # stage 2: the language model learns fast, the projector slowly and the vision tower not at all (unnamed = frozen);
+    # one high rate for everything erased the image use that stage 1 had built (see "How much does the tiny model look?")
+    stage2_lr: dict = dataclasses.field(default_factory=lambda: {"language_model": 2e-3, "multi_modal_projector": 2e-4})
+    stage2_epochs: int = 1
     pixel_shuffle_factor: int = 1  # >1 merges r x r neighbouring patches into one image token (fewer, wider tokens)
     max_steps: int | None = None  # per training stage; None trains the configured epochs
     eval_limit: int | None = None
@@ -103,8 +107,8 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
         overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
         stages[0].connector = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}
-        stages[2].lr = {module: cfg.stage2_lr for module in stages[2].lr}
-        stages[2].epochs = cfg.stage2_epochs
+        for stage, epochs in zip(stages, (cfg.stage0_epochs, cfg.stage1_epochs, cfg.stage2_epochs)): stage.epochs = epochs
+        stages[2].lr = dict(cfg.stage2_lr)
         synthetic = single_image(read_records(filtered["kept_file"]))
         mixed_in = random.Random(cfg.seed).sample(synthetic, round(cfg.synth_fraction * len(synthetic)))
         stages[2].data = [*stages[2].data, str(write_records(mixed_in, folder / "data" / "synth_single.jsonl"))]
