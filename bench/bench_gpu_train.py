@@ -40,7 +40,7 @@ def main():
     stage2 = world_stages(tmp / "world", tmp / "runs")[2]
     cfg = dataclasses.replace(stage2, init_from=args.config, out_dir=str(tmp / "runs" / "gpu"), fsdp=True,
                               max_steps=args.steps, micro_batch=args.micro, global_batch=args.global_batch,
-                              lr={m: args.lr for m in stage2.lr})
+                              lr={m: args.lr for m in ("language_model", "multi_modal_projector", "vision_tower")})  # all of the model learns
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     result = train(cfg, progress=False)

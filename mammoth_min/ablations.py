@@ -18,7 +18,7 @@ from .core import atomic_write, reduced
 from .quickstart import run_step
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'AblationConfig', 'small_ablation', 'run_arm', 'run_arms', 'data_arms', 'judge_synthetic',
+__all__ = ['ABLATIONS', 'AblationConfig', 'small_ablation', 'arm_lr', 'run_arm', 'run_arms', 'data_arms', 'judge_synthetic',
            'engine_round_data', 'run_engine', 'run_ablations', 'arm_table', 'plot_arms', 'engine_table', 'save_figure']
 
 # %% ../nbs/09b_ablations.ipynb #6c89de5a
@@ -31,7 +31,7 @@ class AblationConfig:
     evolve_rounds: int = 1
     seeds: tuple[int, ...] = (0, 1)  # training seeds per arm
     steps: int = 250  # stage-2 optimizer steps of every arm (global batch 16)
-    lr: float = 1e-3
+    lr: dict | None = None  # stage-2 rate per trainable module; None: the training chapter's stage-2 default
     eval_limit: int | None = None  # test questions scored per arm (None: all)
     eval_tokens: int = 128  # generation budget per test question: rationale-style answers need room to reach "Answer: X"
     scale_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
@@ -88,6 +88,11 @@ def _file_digest(path: str) -> str:
     import hashlib
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
+def arm_lr(cfg: AblationConfig) -> dict:
+    "The per-module rates every arm trains with: the config's, else `STAGES['stage2']`'s (the fingerprint sees the values)."
+    from mammoth_min.train import STAGES
+    return dict(cfg.lr or STAGES["stage2"].lr)
+
 def run_arm(spec: dict) -> dict:
     "Train stage 2 per `spec` (name, seed, data, init_from, steps, lr, world, out, eval_limit, eval_tokens) and score the test split."
     import torch
@@ -101,9 +106,8 @@ def run_arm(spec: dict) -> dict:
               "init_from": spec["init_key"]}
 
     def train_arm(folder: Path) -> dict:
-        lr = {m: spec["lr"] for m in ("language_model", "multi_modal_projector", "vision_tower")}
         cfg = load_config("stage2", data=spec["data"], image_root=spec["world"], out_dir=str(folder / "train"),
-                          init_from=spec["init_from"], lr=lr, seed=spec["seed"], max_steps=spec["steps"],
+                          init_from=spec["init_from"], lr=spec["lr"], seed=spec["seed"], max_steps=spec["steps"],
                           epochs=10**6, resume=True)  # the step budget ends the run; epochs only bound it
         return {"model_dir": train(cfg, progress=False)["model_dir"]}
     trained = run_step(name, out, inputs, train_arm)
@@ -223,21 +227,25 @@ def engine_round_data(cfg: AblationConfig, base: dict, model_dir: str, rnd: int,
     replay = random.Random(f"{rnd}:{seed}").sample(seeds, min(len(seeds), max(len(new), 16)))  # at least one global batch
     return str(write_records(new + replay, folder / "round.jsonl")), acc
 
-def run_engine(cfg: AblationConfig, base: dict, starts: list[dict], out: Path) -> list[list[dict]]:
-    "Rounds 0..engine_rounds of the loop, one chain per training seed; round 0 of each is its seed-data arm in `starts`."
+def run_engine(cfg: AblationConfig, base: dict, starts: list[dict], out: Path, targeted: bool = True) -> list[list[dict]]:
+    """Rounds 0..engine_rounds of the loop, one chain per training seed; round 0 of each is its seed-data arm in `starts`.
+    `targeted=False` is the control: the same steps per round on replayed seed data only, nothing aimed at a weakness."""
     chains = [[{"round": 0, **start, "aimed": None}] for start in starts]
     for rnd in range(1, cfg.engine_rounds + 1):
         specs, aimed = [], []
         for chain in chains:
             current = chain[-1]
-            data, acc = engine_round_data(cfg, base, current["model_dir"], rnd, current["seed"],
-                                          out / "engine" / f"s{current['seed']}-r{rnd}")
-            specs.append({"name": f"engine-r{rnd}", "seed": current["seed"], "data": [data], "init_from": current["model_dir"],
-                          "init_key": current["key"], "steps": cfg.engine_steps, "lr": cfg.lr, "world": base["world"],
-                          "out": str(out / "arms"), "eval_limit": cfg.eval_limit, "eval_tokens": cfg.eval_tokens,
-                          "test_split": "test"})
+            if targeted:
+                data, acc = engine_round_data(cfg, base, current["model_dir"], rnd, current["seed"],
+                                              out / "engine" / f"s{current['seed']}-r{rnd}")
+            else: data, acc = base["seeds"], None
+            specs.append({"name": f"{'engine' if targeted else 'control'}-r{rnd}", "seed": current["seed"], "data": [data],
+                          "init_from": current["model_dir"], "init_key": current["key"], "steps": cfg.engine_steps,
+                          "lr": arm_lr(cfg), "world": base["world"], "out": str(out / "arms"), "eval_limit": cfg.eval_limit,
+                          "eval_tokens": cfg.eval_tokens, "test_split": "test"})
             aimed.append(acc)
-        for chain, result, acc in zip(chains, run_arms(specs, cfg.workers, f"DataEngine round {rnd}"), aimed):
+        label = f"DataEngine round {rnd}" if targeted else f"control round {rnd}"
+        for chain, result, acc in zip(chains, run_arms(specs, cfg.workers, label), aimed):
             chain.append({"round": rnd, **result, "aimed": acc})
     return chains
 
@@ -248,7 +256,7 @@ def run_ablations(cfg: AblationConfig | None = None, **overrides) -> dict:
     out, timings = Path(cfg.out), {}
     out.mkdir(parents=True, exist_ok=True)
     base = _base_steps(cfg, out, timings)
-    common = {"lr": cfg.lr, "world": base["world"], "out": str(out / "arms"), "eval_limit": cfg.eval_limit,
+    common = {"lr": arm_lr(cfg), "world": base["world"], "out": str(out / "arms"), "eval_limit": cfg.eval_limit,
               "eval_tokens": cfg.eval_tokens, "test_split": "test", "init_from": base["stage1"], "init_key": base["key"]}
     seed_arms = run_arms([{**common, "name": "seeds", "seed": s, "data": [base["seeds"]], "steps": cfg.steps} for s in cfg.seeds],
                          cfg.workers, "seed-data arms")
@@ -264,7 +272,8 @@ def run_ablations(cfg: AblationConfig | None = None, **overrides) -> dict:
         specs += [{**common, "name": name, "seed": s, "data": data, "steps": steps} for s in cfg.seeds]
     arms = seed_arms + run_arms(specs, cfg.workers, "data arms")
     engine = run_engine(cfg, base, seed_arms, out)
-    results = {"config": dataclasses.asdict(cfg), "arms": arms, "engine": engine, "timings": timings,
+    control = run_engine(cfg, base, seed_arms, out, targeted=False)
+    results = {"config": dataclasses.asdict(cfg), "arms": arms, "engine": engine, "control": control, "timings": timings,
                "judge": judge["table"].reset_index().rename(columns={"index": "category"}).to_dict("records")}
     with atomic_write(out / "results.json") as f: json.dump(results, f, indent=1, default=str)
     return results

@@ -29,9 +29,6 @@ class QuickstartConfig:
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
     stage0_epochs: int = 1
     stage1_epochs: int = 1
-    # stage 2: the language model learns fast, the projector slowly and the vision tower not at all (unnamed = frozen);
-    # one high rate for everything erased the image use that stage 1 had built (see "How much does the tiny model look?")
-    stage2_lr: dict = dataclasses.field(default_factory=lambda: {"language_model": 2e-3, "multi_modal_projector": 2e-4})
     stage2_epochs: int = 1
     pixel_shuffle_factor: int = 1  # >1 merges r x r neighbouring patches into one image token (fewer, wider tokens)
     max_steps: int | None = None  # per training stage; None trains the configured epochs
@@ -108,7 +105,6 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
         stages[0].connector = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}
         for stage, epochs in zip(stages, (cfg.stage0_epochs, cfg.stage1_epochs, cfg.stage2_epochs)): stage.epochs = epochs
-        stages[2].lr = dict(cfg.stage2_lr)
         synthetic = single_image(read_records(filtered["kept_file"]))
         mixed_in = random.Random(cfg.seed).sample(synthetic, round(cfg.synth_fraction * len(synthetic)))
         stages[2].data = [*stages[2].data, str(write_records(mixed_in, folder / "data" / "synth_single.jsonl"))]

@@ -63,14 +63,14 @@ class StageConfig:
     keep_checkpoints: int = 2
     resume: bool = False  # continue from the newest complete checkpoint in out_dir, if any
 
-_TINY_LM = {"language_model": 2e-4, "multi_modal_projector": 2e-4, "vision_tower": 4e-5}  # paper ratio 1 : 1 : 1/5
+_TINY_SFT = {"language_model": 2e-3, "multi_modal_projector": 2e-4}  # vision tower frozen: see the note above
 STAGES: dict[str, StageConfig] = {
     "stage0": StageConfig("stage0", template="plain", global_batch=16, micro_batch=8, epochs=2, warmup_ratio=0.05,
                           lr={"language_model": 1e-3, "vision_tower": 1e-3, "contrastive_head": 1e-3}),
     "stage1": StageConfig("stage1", template="plain", global_batch=8, micro_batch=8,
                           lr={"multi_modal_projector": 1e-3}),
-    "stage2": StageConfig("stage2", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_LM)),
-    "stage3": StageConfig("stage3", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_LM)),
+    "stage2": StageConfig("stage2", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_SFT)),
+    "stage3": StageConfig("stage3", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_SFT)),
 }
 
 # %% ../nbs/07_train.ipynb #53077ec5
