@@ -230,7 +230,7 @@ def engine_round_data(cfg: AblationConfig, base: dict, model_dir: str, rnd: int,
 def run_engine(cfg: AblationConfig, base: dict, starts: list[dict], out: Path, targeted: bool = True) -> list[list[dict]]:
     """Rounds 0..engine_rounds of the loop, one chain per training seed; round 0 of each is its seed-data arm in `starts`.
     `targeted=False` is the control: the same steps per round on replayed seed data only, nothing aimed at a weakness."""
-    chains = [[{"round": 0, **start, "aimed": None}] for start in starts]
+    chains, kind = [[{"round": 0, **start, "aimed": None}] for start in starts], "engine" if targeted else "control"
     for rnd in range(1, cfg.engine_rounds + 1):
         specs, aimed = [], []
         for chain in chains:
@@ -239,13 +239,12 @@ def run_engine(cfg: AblationConfig, base: dict, starts: list[dict], out: Path, t
                 data, acc = engine_round_data(cfg, base, current["model_dir"], rnd, current["seed"],
                                               out / "engine" / f"s{current['seed']}-r{rnd}")
             else: data, acc = base["seeds"], None
-            specs.append({"name": f"{'engine' if targeted else 'control'}-r{rnd}", "seed": current["seed"], "data": [data],
+            specs.append({"name": f"{kind}-r{rnd}", "seed": current["seed"], "data": [data],
                           "init_from": current["model_dir"], "init_key": current["key"], "steps": cfg.engine_steps,
                           "lr": arm_lr(cfg), "world": base["world"], "out": str(out / "arms"), "eval_limit": cfg.eval_limit,
                           "eval_tokens": cfg.eval_tokens, "test_split": "test"})
             aimed.append(acc)
-        label = f"DataEngine round {rnd}" if targeted else f"control round {rnd}"
-        for chain, result, acc in zip(chains, run_arms(specs, cfg.workers, label), aimed):
+        for chain, result, acc in zip(chains, run_arms(specs, cfg.workers, f"{kind} round {rnd}"), aimed):
             chain.append({"round": rnd, **result, "aimed": acc})
     return chains
 
