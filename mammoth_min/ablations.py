@@ -50,7 +50,7 @@ def _base_steps(cfg: AblationConfig, out: Path, timings: dict) -> dict:
     from mammoth_min.formats import read_records, write_records
     from mammoth_min.synth import EvolveRecipe, RewriteRecipe, TeacherGenerator, run_synthesis
     from mammoth_min.filter import default_rules, filter_records
-    from mammoth_min.train import train, world_stages
+    from mammoth_min.train import stage_defaults, train, world_stages
     from mammoth_min.world import build_world
 
     def world(folder):
@@ -77,7 +77,7 @@ def _base_steps(cfg: AblationConfig, out: Path, timings: dict) -> dict:
         stages = world_stages(w["dir"], folder, seed=0, resume=True)[:2]
         for stage in stages: train(stage, progress=False)
         return {"stage1": str(folder / "stage1" / "model"), "stage2_data": str(folder / "data" / "stage2.jsonl")}
-    b = run_step("base", out, {"after": w["key"]}, base, timings)
+    b = run_step("base", out, {"after": w["key"], "stages": stage_defaults("stage0", "stage1")}, base, timings)
     return {"world": w["dir"], "rules": r["dir"], "stage1": b["stage1"], "seeds": b["stage2_data"], "key": r["key"] + b["key"]}
 
 # %% ../nbs/09b_ablations.ipynb #a3db7ca2
@@ -100,10 +100,10 @@ def run_arm(spec: dict) -> dict:
     from mammoth_min.eval import evaluate, select_scorable
     from mammoth_min.formats import read_records
     from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
-    from mammoth_min.train import load_config, train
+    from mammoth_min.train import load_config, stage_defaults, train
     name, out = f"{spec['name']}-s{spec['seed']}", Path(spec["out"])
     inputs = {**{k: spec[k] for k in ("seed", "steps", "lr")}, "data": [_file_digest(p) for p in spec["data"]],
-              "init_from": spec["init_key"]}
+              "init_from": spec["init_key"], "defaults": stage_defaults("stage2")}
 
     def train_arm(folder: Path) -> dict:
         cfg = load_config("stage2", data=spec["data"], image_root=spec["world"], out_dir=str(folder / "train"),
@@ -230,7 +230,8 @@ def engine_round_data(cfg: AblationConfig, base: dict, model_dir: str, rnd: int,
 def run_engine(cfg: AblationConfig, base: dict, starts: list[dict], out: Path, targeted: bool = True) -> list[list[dict]]:
     """Rounds 0..engine_rounds of the loop, one chain per training seed; round 0 of each is its seed-data arm in `starts`.
     `targeted=False` is the control: the same steps per round on replayed seed data only, nothing aimed at a weakness."""
-    chains, kind = [[{"round": 0, **start, "aimed": None}] for start in starts], "engine" if targeted else "control"
+    kind = "engine" if targeted else "control"
+    chains = [[{"round": 0, **start, "aimed": None}] for start in starts]
     for rnd in range(1, cfg.engine_rounds + 1):
         specs, aimed = [], []
         for chain in chains:

@@ -161,9 +161,9 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     world = run_step("world", out, {"settings": settings}, _world_step(cfg), timings)
     synth = run_step("synth", out, {"after": world["key"]}, _synth_step(cfg, world), timings)
     filtered = run_step("filter", out, {"after": synth["key"]}, _filter_step(cfg, world, synth), timings)
-    from mammoth_min.train import STAGES  # the stage defaults (rates, batches) are inputs of training too
-    stage_defaults = {name: dataclasses.asdict(STAGES[name]) for name in ("stage0", "stage1", "stage2")}
-    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults}, _train_step(cfg, world, filtered), timings)
+    from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
+    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage0", "stage1", "stage2")},
+                       _train_step(cfg, world, filtered), timings)
     evaluated = run_step("eval", out, {"after": trained["key"]}, _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)

@@ -18,14 +18,14 @@ from tqdm.auto import tqdm
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['MODULES', 'PAPER_STAGES', 'STAGES', 'IGNORE_INDEX', 'IMAGE_KEYS', 'StageConfig', 'load_config', 'validate_config',
-           'ResumableSampler', 'rank_micro_batches', 'pack_samples', 'pad_samples', 'padding_fraction',
-           'token_loss_sum', 'n_targets', 'per_sample_losses', 'module_of', 'param_groups', 'warmup_cosine',
-           'build_optimizer', 'init_distributed', 'decoder_blocks', 'apply_fsdp', 'shard_model', 'local_numel',
-           'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'read_log', 'RunLog', 'plot_log', 'load_records',
-           'record_text', 'encode_record', 'encode_pretraining', 'SigLipHead', 'segment_mean', 'StageModule',
-           'load_stage_model', 'make_batch', 'train_step', 'save_consolidated', 'train', 'main', 'single_image',
-           'stage_mixes', 'world_stages']
+__all__ = ['MODULES', 'PAPER_STAGES', 'STAGES', 'IGNORE_INDEX', 'IMAGE_KEYS', 'StageConfig', 'stage_defaults', 'load_config',
+           'validate_config', 'ResumableSampler', 'rank_micro_batches', 'pack_samples', 'pad_samples',
+           'padding_fraction', 'token_loss_sum', 'n_targets', 'per_sample_losses', 'module_of', 'param_groups',
+           'warmup_cosine', 'build_optimizer', 'init_distributed', 'decoder_blocks', 'apply_fsdp', 'shard_model',
+           'local_numel', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'read_log', 'RunLog', 'plot_log',
+           'load_records', 'record_text', 'encode_record', 'encode_pretraining', 'SigLipHead', 'segment_mean',
+           'StageModule', 'load_stage_model', 'make_batch', 'train_step', 'save_consolidated', 'train', 'main',
+           'single_image', 'stage_mixes', 'world_stages']
 
 # %% ../nbs/07_train.ipynb #c8e40bb0
 MODULES = ("vision_tower", "multi_modal_projector", "language_model", "contrastive_head")
@@ -78,6 +78,10 @@ def _stage_defaults(name: str) -> StageConfig:
     if name not in STAGES:
         raise ValueError(f"unknown stage {name!r}; expected one of {', '.join(STAGES)}")
     return dataclasses.replace(STAGES[name], lr=dict(STAGES[name].lr))
+
+def stage_defaults(*names: str) -> dict[str, dict]:
+    "The default settings of the named stages as plain data: what a cache key of a run trained from them must include."
+    return {name: dataclasses.asdict(_stage_defaults(name)) for name in names}
 
 def load_config(src: str | os.PathLike | dict | StageConfig, **overrides) -> StageConfig:
     "A `StageConfig` from a stage name, a dict, a YAML/JSON file or a config; `overrides` win over all."
