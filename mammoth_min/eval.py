@@ -16,7 +16,7 @@ from .core import atomic_write
 from .formats import image_paths
 
 # %% auto #0
-__all__ = ['LETTERS', 'CONTRACTIONS', 'SCORERS', 'UNSCORABLE_TASKS', 'NONE_GROUP', 'extract_choice', 'score_mc',
+__all__ = ['LETTERS', 'CONTRACTIONS', 'SCORERS', 'UNSCORABLE_TASKS', 'BLANK_FILL', 'NONE_GROUP', 'extract_choice', 'score_mc',
            'normalize_vqa_answer', 'vqa_accuracy', 'exact_match', 'parse_number', 'relaxed_match', 'levenshtein',
            'anls', 'short_answer', 'contains_match', 'pick_scorer', 'target_problem', 'select_scorable',
            'prompt_record', 'question_text', 'load_predictions', 'EvalResult', 'score_predictions', 'blank_like',
@@ -318,13 +318,14 @@ def score_predictions(records: Sequence[dict], predictions: Mapping[str, str] | 
     return EvalResult(samples, name, {"scorer": scorer, "n_predictions_unused": len(set(predictions) - {r["id"] for r in records})})
 
 # %% ../nbs/08_eval.ipynb #e21e8c91
-from PIL import Image, ImageStat
+from PIL import Image
 from tqdm.auto import tqdm
 
+BLANK_FILL = (128, 128, 128)  # mid-gray: about 0 after SigLIP's 0.5/0.5 normalisation
+
 def blank_like(image: Image.Image) -> Image.Image:
-    "An RGB image of the same size as `image`, filled with its mean colour."
-    image = image.convert("RGB")
-    return Image.new("RGB", image.size, tuple(round(c) for c in ImageStat.Stat(image).mean))
+    "An RGB image of the same size as `image`, filled with `BLANK_FILL` whatever the image shows."
+    return Image.new("RGB", image.size, BLANK_FILL)
 
 def load_images(record: dict, image_root: str | Path | None, blind: bool = False) -> list[Image.Image]:
     "The record's images as RGB PIL images (blanked with `blank_like` when `blind`)."
