@@ -358,7 +358,8 @@ def evaluate(model, processor, records: Sequence[dict], image_root: str | Path |
     _check_scorable(records, scorer)
     name = name or ("blind" if blind else "model")
     run = {"name": name, "blind": blind, "max_new_tokens": max_new_tokens, "scorer": scorer, "n_records": len(records),
-           "model": str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)}
+           "model": str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__),
+           "blank_fill": list(BLANK_FILL) if blind else None}  # a blind run made with another blank is another run
     out_dir = Path(out_dir) if out_dir is not None else None
     done: dict[str, str] = {}
     if out_dir is not None:
