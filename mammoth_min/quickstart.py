@@ -170,8 +170,9 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     from mammoth_min.eval import EvalResult, paired_bootstrap
     vs_blind = paired_bootstrap(*[EvalResult.load(d) for d in evaluated["runs"]], by="category")
     image_swap = pd.read_json(evaluated["image_swap"], orient="split")
-    # tabulate's floatfmt skips the accuracy table's columns (numbers mixed with "n/a"), so format each float here
-    as_markdown = lambda df: df.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(floatfmt=".3f")
+    def as_markdown(df: pd.DataFrame) -> str:
+        "Markdown with every float to 3 decimals (tabulate's floatfmt skips columns mixing numbers and 'n/a')."
+        return df.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(floatfmt=".3f")
     with atomic_write(out / "results.md") as f:
         f.write("\n\n".join([as_markdown(table), "model - blind, 95% paired bootstrap:", as_markdown(vs_blind),
                               "image-swap test (NLL per answer token):", as_markdown(image_swap)]) + "\n")
