@@ -12,8 +12,8 @@ AdamW, 100 warm-up steps, then a constant rate) and is scored on 600 held-out qu
 - count: "how many <shape> ?".
 
 Arms: the interface is either a learnable embedding per attribute ("learnable") or frozen random attribute
-embeddings through the package's `mlp2x_gelu` projector at rate 1e-3 ("projector", as in stages 1 and 2); the
-language model's rate is swept. Prints a table and appends it to results.md.
+embeddings through the package's `mlp2x_gelu` projector at stage 1's rate, 1e-3 ("projector"); the language model's
+rate is swept. Prints a table and appends it to results.md.
 
 Usage: python bench/bench_binding.py [--quick] [--steps 1500]
 """
@@ -107,10 +107,10 @@ def train_arm(interface: str, lm_lr: float, steps: int, batch_size: int = 16, in
     "Train one arm; accuracy per kind at every tenth of the run, and the first example count with colour >= 0.9."
     torch.manual_seed(seed)
     model, rng = SymbolicVLM(interface), random.Random(seed)
-    # learnable attribute tables are part of the language model's vocabulary in spirit, so they share its rate
+    # learnable attribute tables are word embeddings in all but name, so they learn at the language model's rate
+    interface_rate = interface_lr if interface == "projector" else lm_lr
     optimizer = torch.optim.AdamW([{"params": list(model.lm.parameters()), "lr": lm_lr},
-                                   {"params": model.interface_parameters(),
-                                    "lr": interface_lr if interface == "projector" else lm_lr}], weight_decay=0.0)
+                                   {"params": model.interface_parameters(), "lr": interface_rate}], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 100))
     tests = {kind: batch(random.Random(1000 + i), 600, kind) for i, kind in enumerate(KINDS)}
     curve, start = [], time.perf_counter()
