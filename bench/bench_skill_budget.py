@@ -23,7 +23,7 @@ from mammoth_min import train as mt
 from mammoth_min.eval import evaluate
 from mammoth_min.formats import read_records, write_records
 from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
-from mammoth_min.world import SHORT_SUFFIX, VQA_BUILDERS, make_record
+from mammoth_min.world import SHORT_SUFFIX, VQA_BUILDERS, first_applicable, make_record
 
 
 def object_images(world: Path, split: str) -> list[tuple[str, dict]]:
@@ -45,16 +45,9 @@ def background_records(images, tag: str) -> list[dict]:
 
 
 def mixed_records(images, per_image: int, rng: random.Random) -> list[dict]:
-    "`per_image` questions per image, each from a builder drawn at random (the first that applies, as the world does)."
-    out = []
-    for i, (img, sc) in enumerate(images):
-        for k in range(per_image):
-            for builder in rng.sample(VQA_BUILDERS, len(VQA_BUILDERS)):
-                got = builder(rng, sc)
-                if got is not None: break
-            q, a, _ = got
-            out.append(question(f"mix{i}-{k}", img, sc, q, a))
-    return out
+    "`per_image` questions per image, each drawn from the world's builders as `object_records` draws them."
+    return [question(f"mix{i}-{k}", img, sc, *first_applicable(rng, VQA_BUILDERS, sc)[:2])
+            for i, (img, sc) in enumerate(images) for k in range(per_image)]
 
 
 def run_arm(run: Path, data: list[dict], passes: int, work: Path, tests: dict[str, list[dict]]) -> dict:
@@ -64,8 +57,8 @@ def run_arm(run: Path, data: list[dict], passes: int, work: Path, tests: dict[st
     cfg = mt.load_config("stage2", data=[str(path)], image_root=str(world), out_dir=str(work / "stage2"),
                          init_from=str(run / "train" / "stage1" / "model"), epochs=passes, seed=0)
     start = time.perf_counter()
-    model_dir = mt.train(cfg)["model_dir"]
-    seconds = time.perf_counter() - start
+    trained = mt.train(cfg)
+    seconds, model_dir = time.perf_counter() - start, trained["model_dir"]
     model, processor = MammothForConditionalGeneration.from_pretrained(model_dir), MammothProcessor.from_pretrained(model_dir)
     scores = {}
     for name, records in tests.items():
@@ -73,7 +66,11 @@ def run_arm(run: Path, data: list[dict], passes: int, work: Path, tests: dict[st
             res = evaluate(model, processor, records, str(world), out_dir=work / f"{name}-{blind}", blind=blind,
                            max_new_tokens=6, progress=False)
             scores[name, blind] = res.overall
-    return {"seconds": seconds, "steps": -(-len(data) * passes // cfg.global_batch), **scores}
+    return {"seconds": seconds, "steps": trained["last"]["step"], **scores}
+
+
+COLUMNS = ["arm", "records", "background questions", "passes", "background seen", "steps", "train s",
+           "background acc", "blind", "mix acc / blind"]
 
 
 def main():
@@ -84,17 +81,17 @@ def main():
     run = Path(args.run)
     if not (run / "train" / "stage1" / "model").exists():
         raise SystemExit(f"{run}: no train/stage1/model; run `mammoth-min quickstart --out {run}` first")
-    rng = random.Random(0)
     train_images, test_images = object_images(run / "world", "train"), object_images(run / "world", "test")
     tests = {"background": background_records(test_images, "test-bg")}
-    alone, mixed = background_records(train_images, "bg"), mixed_records(train_images, 6, rng)
-    arms = [("background alone", alone, passes) for passes in ((1, 2) if args.quick else (1, 2, 4))]
-    if not args.quick: arms += [("in the mix", mixed, passes) for passes in (1, 3)]
-    mix_test = mixed_records(test_images, 3, random.Random(1))
+    alone = background_records(train_images, "bg")
+    arms = [("background alone", alone, passes, tests) for passes in ((1, 2) if args.quick else (1, 2, 4))]
+    if not args.quick:
+        mixed = mixed_records(train_images, 6, random.Random(0))
+        mix_tests = {**tests, "mix": mixed_records(test_images, 3, random.Random(1))}
+        arms += [("in the mix", mixed, passes, mix_tests) for passes in (1, 3)]
     rows = []
-    for label, data, passes in arms:
+    for label, data, passes, arm_tests in arms:
         n_bg = sum("background" in r["conversations"][0]["value"] for r in data)
-        arm_tests = {**tests, **({"mix": mix_test} if label == "in the mix" else {})}
         with tempfile.TemporaryDirectory() as tmp:
             got = run_arm(run, data, passes, Path(tmp), arm_tests)
         mix = f"{got['mix', False]:.2f} / {got['mix', True]:.2f}" if ("mix", False) in got else "-"
@@ -107,9 +104,6 @@ def main():
                    "Stage 2 from the run's stage-1 model at the stage-2 defaults, one single-turn question per record. "
                    "Chance on the background is 1/3 (white, black, gray); blind is the mid-gray blank.")
 
-
-COLUMNS = ["arm", "records", "background questions", "passes", "background seen", "steps", "train s",
-           "background acc", "blind", "mix acc / blind"]
 
 if __name__ == "__main__":
     main()

@@ -22,9 +22,10 @@ __all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'WORDS', 'PO
            'DETAIL_PROMPTS', 'CHANGE_OPTIONS', 'KIND_CYCLE', 'SAMPLE_WORLD', 'contrasting', 'sample_object_scene',
            'sample_text_scene', 'sample_chart_scene', 'sample_math_scene', 'sample_pair', 'describe_object', 'at',
            'article', 'plural', 'count_phrase', 'join_and', 'describe_change', 'render_scene', 'png_bytes',
-           'make_record', 'multiple_choice', 'caption_objects', 'detail_objects', 'object_records', 'text_records',
-           'chart_records', 'math_records', 'pair_records', 'language_record', 'slot_kind', 'slot_rng', 'make_slot',
-           'split_sizes', 'split_slots', 'build_world', 'load_world', 'world_texts', 'show_samples', 'sample_world_dir']
+           'make_record', 'multiple_choice', 'caption_objects', 'detail_objects', 'first_applicable', 'object_records',
+           'text_records', 'chart_records', 'math_records', 'pair_records', 'language_record', 'slot_kind', 'slot_rng',
+           'make_slot', 'split_sizes', 'split_slots', 'build_world', 'load_world', 'world_texts', 'show_samples',
+           'sample_world_dir']
 
 # %% ../nbs/02_world.ipynb #f1cc872d
 COLORS = {"red": (220, 40, 40), "green": (30, 170, 60), "blue": (40, 90, 235),
@@ -393,7 +394,7 @@ CAPTION_PROMPTS = ("Describe the image briefly.", "Write a short caption for thi
 DETAIL_PROMPTS = ("Describe the image in detail.", "What is in this picture? Describe every part of it.",
                   "Give a detailed description of the image.")
 
-def _first_applicable(rng, builders, scene):
+def first_applicable(rng, builders, scene):
     "Try the builders in a random order; return the first result that applies."
     for b in rng.sample(builders, len(builders)):
         got = b(rng, scene)
@@ -408,7 +409,7 @@ def object_records(rng: random.Random, rid: str, image: str, scene: dict) -> lis
                         category="Caption", task="detail", answer=detail_objects(scene), scene=scene)]
     asked = set()
     for k in range(2):
-        q, a, qtype = _first_applicable(rng, VQA_BUILDERS, scene)
+        q, a, qtype = first_applicable(rng, VQA_BUILDERS, scene)
         if q in asked: continue  # a repeat adds nothing
         asked.add(q)
         prompt = q + ("\n" + SHORT_SUFFIX if rng.random() < 0.5 else "")
