@@ -15,25 +15,18 @@ results.md.
 
 Usage: python bench/bench_skill_budget.py [--run runs/quickstart] [--quick]
 """
-import argparse, random, tempfile, time
+import argparse, random, tempfile
 from pathlib import Path
 
-from _common import append_section, print_table
-from mammoth_min import train as mt
+from _common import append_section, finished_quickstart, image_scenes, print_table, retrain_stage2
 from mammoth_min.eval import evaluate
-from mammoth_min.formats import read_records, write_records
-from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
+from mammoth_min.formats import write_records
 from mammoth_min.world import SHORT_SUFFIX, VQA_BUILDERS, first_applicable, make_record
 
 
 def object_images(world: Path, split: str) -> list[tuple[str, dict]]:
     "(image, scene) of each distinct single object image in the split."
-    seen = {}
-    for r in read_records(world / f"{split}.jsonl"):
-        scene = r.get("metadata", {}).get("scene")
-        if isinstance(r.get("image"), str) and isinstance(scene, dict) and scene["kind"] == "objects":
-            seen.setdefault(r["image"], scene)
-    return list(seen.items())
+    return [(image, scene) for image, scene in image_scenes(world, split).items() if scene["kind"] == "objects"]
 
 
 def question(rid: str, image: str, scene: dict, q: str, a: str) -> dict:
@@ -52,21 +45,15 @@ def mixed_records(images, per_image: int, rng: random.Random) -> list[dict]:
 
 def run_arm(run: Path, data: list[dict], passes: int, work: Path, tests: dict[str, list[dict]]) -> dict:
     "Stage 2 on `data` from the run's stage-1 model; accuracy with the image and blind on each test set."
-    world = run / "world"
     path = write_records(data, work / "data.jsonl")
-    cfg = mt.load_config("stage2", data=[str(path)], image_root=str(world), out_dir=str(work / "stage2"),
-                         init_from=str(run / "train" / "stage1" / "model"), epochs=passes, seed=0)
-    start = time.perf_counter()
-    trained = mt.train(cfg)
-    seconds, model_dir = time.perf_counter() - start, trained["model_dir"]
-    model, processor = MammothForConditionalGeneration.from_pretrained(model_dir), MammothProcessor.from_pretrained(model_dir)
+    got = retrain_stage2(run, [str(path)], work / "stage2", epochs=passes)
     scores = {}
     for name, records in tests.items():
         for blind in (False, True):
-            res = evaluate(model, processor, records, str(world), out_dir=work / f"{name}-{blind}", blind=blind,
-                           max_new_tokens=6, progress=False)
+            res = evaluate(got["model"], got["processor"], records, str(run / "world"), out_dir=work / f"{name}-{blind}",
+                           blind=blind, max_new_tokens=6, progress=False)
             scores[name, blind] = res.overall
-    return {"seconds": seconds, "steps": trained["last"]["step"], **scores}
+    return {"seconds": got["seconds"], "steps": got["steps"], **scores}
 
 
 COLUMNS = ["arm", "records", "background questions", "passes", "background seen", "steps", "train s",
@@ -78,9 +65,7 @@ def main():
     ap.add_argument("--run", default="runs/quickstart", help="a finished quickstart (world/ and train/stage1/model)")
     ap.add_argument("--quick", action="store_true", help="the alone arms with 1 and 2 passes only")
     args = ap.parse_args()
-    run = Path(args.run)
-    if not (run / "train" / "stage1" / "model").exists():
-        raise SystemExit(f"{run}: no train/stage1/model; run `mammoth-min quickstart --out {run}` first")
+    run = finished_quickstart(args.run)
     train_images, test_images = object_images(run / "world", "train"), object_images(run / "world", "test")
     tests = {"background": background_records(test_images, "test-bg")}
     alone = background_records(train_images, "bg")

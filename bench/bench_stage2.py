@@ -17,18 +17,16 @@ Draw worlds with other seeds for more runs: `mammoth-min quickstart --seed 1 --o
 Usage: python bench/bench_stage2.py --runs runs/quickstart [runs/qs-seed1 ...] --settings defaults slower-2ep
        [--jobs 2] [--max-steps N --eval-limit N] (a smoke run with those caps is not a measurement: not appended)
 """
-import argparse, multiprocessing, random, re, tempfile, time
+import argparse, multiprocessing, random, re, tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
 
-from _common import append_section, print_table
-from mammoth_min import train as mt
+from _common import append_section, finished_quickstart, image_scenes, print_table, retrain_stage2
 from mammoth_min import world as tw
 from mammoth_min.eval import EvalResult, evaluate, paired_bootstrap, select_scorable
 from mammoth_min.formats import read_records, write_records
-from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
 
 SLOWER = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
 WRITERS = {"objects": tw.object_records, "text": tw.text_records, "chart": tw.chart_records,
@@ -39,14 +37,11 @@ SETTING = re.compile(r"(defaults|slower)(?:-short-(\d+))?(?:-(\d+)ep)?")  # rate
 
 def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
     "`draws` passes of the world's record writers over each train image, keeping each distinct question once."
-    scenes = {}
-    for r in read_records(world / "train.jsonl"):
-        scene = r.get("metadata", {}).get("scene")
-        if isinstance(r.get("image"), str) and isinstance(scene, dict): scenes.setdefault(r["image"], scene)
     out, seen = [], set()
-    for image, scene in sorted(scenes.items()):
+    for image, scene in sorted(image_scenes(world, "train").items()):
         for k in range(draws):
-            for r in WRITERS[scene["kind"]](random.Random(f"dense:{seed}:{image}:{k}"), f"{Path(image).stem}-d{k}", image, scene):
+            rng = random.Random(f"dense:{seed}:{image}:{k}")  # the key of the draws the quickstart chapter reports
+            for r in WRITERS[scene["kind"]](rng, f"{Path(image).stem}-d{k}", image, scene):
                 key = (image, r["conversations"][0]["value"])
                 if r["metadata"]["task"] not in SHORT_TASKS or key in seen: continue
                 seen.add(key)
@@ -54,36 +49,28 @@ def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def stage2_config(run: Path, setting: str, work: Path, max_steps: int | None) -> mt.StageConfig:
-    "The quickstart's stage 2 from the run's stage-1 model, changed as `setting` says."
+def setting_data(run: Path, setting: str, work: Path) -> tuple[list[str], dict]:
+    "The quickstart's stage-2 data files and the stage overrides that `setting` names."
     rate, draws, epochs = SETTING.fullmatch(setting).groups()
     data = [str(run / "train" / "data" / name) for name in ("stage2.jsonl", "synth_single.jsonl")]
     if draws: data.append(str(write_records(short_questions(run / "world", int(draws)), work / "short.jsonl")))
-    cfg = mt.load_config("stage2", data=data, image_root=str(run / "world"), out_dir=str(work / "stage2"),
-                         init_from=str(run / "train" / "stage1" / "model"), seed=0, max_steps=max_steps)
-    if rate == "slower": cfg.lr = dict(SLOWER)
-    if epochs: cfg.epochs = int(epochs)
-    return cfg
+    overrides = {"lr": dict(SLOWER)} if rate == "slower" else {}
+    if epochs: overrides["epochs"] = int(epochs)
+    return data, overrides
 
 
 def run_setting(run: Path, setting: str, max_steps: int | None, eval_limit: int | None) -> dict:
     "Train and score one setting on one run in a scratch folder, on one thread (the tiny model is dispatch-bound)."
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        return _run_setting(run, setting, Path(tmp), max_steps, eval_limit)
-
-
-def _run_setting(run: Path, setting: str, work: Path, max_steps: int | None, eval_limit: int | None) -> dict:
-    cfg = stage2_config(run, setting, work, max_steps)
-    start = time.perf_counter()
-    trained = mt.train(cfg)
-    seconds, model_dir = time.perf_counter() - start, trained["model_dir"]
-    model, processor = MammothForConditionalGeneration.from_pretrained(model_dir), MammothProcessor.from_pretrained(model_dir)
-    test = select_scorable(read_records(run / "world" / "test.jsonl"))[:eval_limit]
-    model_run, blind_run = (evaluate(model, processor, test, str(run / "world"), out_dir=work / name, blind=name == "blind",
-                                     max_new_tokens=128) for name in ("model", "blind"))
-    records = sum(len(read_records(p)) for p in cfg.data)
-    return {"records": records, "steps": trained["last"]["step"], "seconds": seconds, "model": model_run, "blind": blind_run}
+        work = Path(tmp)
+        data, overrides = setting_data(run, setting, work)
+        got = retrain_stage2(run, data, work / "stage2", max_steps=max_steps, **overrides)
+        test = select_scorable(read_records(run / "world" / "test.jsonl"))[:eval_limit]
+        scored = {name: evaluate(got["model"], got["processor"], test, str(run / "world"), out_dir=work / name,
+                                 blind=name == "blind", max_new_tokens=128) for name in ("model", "blind")}
+        records = sum(len(Path(path).read_text().splitlines()) for path in data)  # JSONL: one record per line
+    return {"records": records, "steps": got["steps"], "seconds": got["seconds"], **scored}
 
 
 def tagged(result: EvalResult, tag: str) -> list[dict]:
@@ -108,12 +95,9 @@ def main():
     ap.add_argument("--eval-limit", type=int, help="score only the first N test questions (smoke runs)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # as in every training process (run_setting), so the results line states it
-    runs = [Path(r) for r in args.runs]
+    runs = [finished_quickstart(r) for r in args.runs]
     for setting in args.settings:
         if not SETTING.fullmatch(setting): raise SystemExit(f"unknown setting {setting!r}; see the module docstring")
-    for run in runs:
-        if not (run / "train" / "stage1" / "model").exists():
-            raise SystemExit(f"{run}: no train/stage1/model; run `mammoth-min quickstart --out {run}` first")
     pairs = [(setting, run) for setting in args.settings for run in runs]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pair: pool.submit(run_setting, pair[1], pair[0], args.max_steps, args.eval_limit) for pair in pairs}
@@ -124,7 +108,6 @@ def main():
             got = futures[setting, run].result()
             for name in pooled: pooled[name] += tagged(got[name], str(run))
             rows.append([setting, str(run), got["records"], got["steps"], round(got["seconds"]), *gap_cells(got["model"], got["blind"])])
-            print_table(COLUMNS, rows[-1:])
         if len(runs) > 1:
             rows.append([setting, f"pooled over {len(runs)} runs", "", "", "",
                          *gap_cells(EvalResult(pooled["model"], "model"), EvalResult(pooled["blind"], "blind"))])
