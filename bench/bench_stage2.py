@@ -1,12 +1,13 @@
 """Stage-2 settings against their blind runs, over several worlds: a learning experiment on finished quickstarts.
 
-Each setting re-runs stage 2 from a quickstart's stage-1 model (so a run made with `pixel_shuffle_factor=2` keeps
-its 16 image tokens) on the quickstart's own stage-2 data (the world's single-image and text records plus the
-synthetic share, as written under train/data/), changed as the setting says. It scores the run's held-out test with
-the image and blind (the eval chapter's mid-gray blank) and reports model - blind with a 95% paired-bootstrap
-interval, per run and pooled over the runs given. Settings:
+Each setting re-runs stage 2 from a quickstart's stage-1 model (so a run made with `start="scratch"` and
+`pixel_shuffle_factor=2` keeps its 16 image tokens) on the quickstart's own stage-2 data (the world's single-image
+and text records plus the synthetic share, as written under train/data/), changed as the setting says. It scores
+the run's held-out test with the image and blind (the eval chapter's mid-gray blank) and reports model - blind with a
+95% paired-bootstrap interval, per run and pooled over the runs given. Settings:
 
-- defaults: the quickstart's stage 2 (language model 2e-3, projector 2e-4, one epoch);
+- defaults: the training chapter's stage 2, as the from-scratch quickstart runs it (language model 2e-3, projector
+  2e-4, one epoch);
 - slower: language model 5e-4, projector 1e-3 (bench_binding.py: the rate at which the tiny LM learns to bind);
 - short-N: with N draws per train image of the world's own record writers added, keeping their short-answer and
   multiple-choice questions, one single-turn question per record (LLaVA-1.5's academic VQA share, in kind);

@@ -1,5 +1,5 @@
-"""The whole recipe in one call: draw the world, synthesize, filter, train stages 0→1→2, evaluate with the blind
-baseline, and leave a checkpoint the demo opens.
+"""The whole recipe in one call: draw the world, synthesize, filter, join the pretrained parts and train stages 1→2,
+evaluate with the blind baseline, and leave a checkpoint the demo opens.
 
 Docs: https://mammoth-min.github.io/mammoth_min/quickstart.html.md"""
 
@@ -15,7 +15,7 @@ import pandas as pd
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['QuickstartConfig', 'small_budget', 'run_step', 'results_table', 'quickstart']
+__all__ = ['PRETRAINED_SFT', 'QuickstartConfig', 'small_budget', 'run_step', 'results_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -27,14 +27,25 @@ class QuickstartConfig:
     hallucination_rate: float = 0.1
     evolve_rounds: int = 1
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
-    stage0_epochs: int = 1
-    stage1_epochs: int = 1
+    start: str = "pretrained"  # "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
+    stage0_epochs: int = 1  # start="scratch" only
+    stage1_epochs: int = 5
     stage2_epochs: int = 1
-    pixel_shuffle_factor: int = 1  # >1 merges r x r neighbouring patches into one image token (fewer, wider tokens)
+    pixel_shuffle_factor: int = 1  # start="scratch" only: >1 merges r x r neighbouring patches into one image token
     max_steps: int | None = None  # per training stage; None trains the configured epochs
     eval_limit: int | None = None
     eval_tokens: int = 128  # generation budget per test question: a rationale needs room before its "Answer: X"
     fresh: bool = False
+
+    def __post_init__(self):
+        if self.start not in ("pretrained", "scratch"):
+            raise ValueError(f"QuickstartConfig.start must be 'pretrained' or 'scratch', got {self.start!r}")
+        if self.start == "pretrained" and self.pixel_shuffle_factor != 1:
+            raise ValueError("QuickstartConfig.pixel_shuffle_factor shapes a model trained from scratch; "
+                             "use start='scratch' with it (the shipped parts are joined as they are)")
+
+# a pretrained language model learns stage 2 at a quarter of the from-scratch rate, with the projector still free to move
+PRETRAINED_SFT = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
 
 def small_budget(out: str | Path) -> QuickstartConfig:
     "A quickstart that runs in about a minute on 2 cores: the plumbing, not the accuracy."
@@ -103,11 +114,18 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
         from mammoth_min.train import single_image, train, world_stages
         overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
-        stages[0].connector = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}
-        for stage, epochs in zip(stages, (cfg.stage0_epochs, cfg.stage1_epochs, cfg.stage2_epochs)): stage.epochs = epochs
+        if cfg.start == "pretrained":  # the real recipe's start: join pretrained parts, skip stage 0
+            from mammoth_min.model import init_checkpoint
+            from mammoth_min.pretrain import shipped_parts
+            parts, stages = shipped_parts(), stages[1:]
+            stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init"))
+            stages[1].lr = dict(PRETRAINED_SFT)
+        else:
+            stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
+        stages[-2].epochs, stages[-1].epochs = cfg.stage1_epochs, cfg.stage2_epochs
         synthetic = single_image(read_records(filtered["kept_file"]))
         mixed_in = random.Random(cfg.seed).sample(synthetic, round(cfg.synth_fraction * len(synthetic)))
-        stages[2].data = [*stages[2].data, str(write_records(mixed_in, folder / "data" / "synth_single.jsonl"))]
+        stages[-1].data = [*stages[-1].data, str(write_records(mixed_in, folder / "data" / "synth_single.jsonl"))]
         results = {c.stage: train(c) for c in stages}
         return {"model_dir": results["stage2"]["model_dir"],
                 "final_loss": {s: r["last"].get("loss") for s, r in results.items()}}
@@ -162,7 +180,10 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     synth = run_step("synth", out, {"after": world["key"]}, _synth_step(cfg, world), timings)
     filtered = run_step("filter", out, {"after": synth["key"]}, _filter_step(cfg, world, synth), timings)
     from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
-    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage0", "stage1", "stage2")},
+    from mammoth_min.pretrain import parts_fingerprint, shipped_parts
+    start = ({"parts": parts_fingerprint(shipped_parts()), "stage2_lr": PRETRAINED_SFT} if cfg.start == "pretrained"
+             else {"stage0": stage_defaults("stage0")})
+    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage1", "stage2"), "start": start},
                        _train_step(cfg, world, filtered), timings)
     evaluated = run_step("eval", out, {"after": trained["key"]}, _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
