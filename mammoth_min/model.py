@@ -311,8 +311,8 @@ def model_report(name: str) -> dict:
 
 # %% ../nbs/06_model.ipynb #e82f4537
 def from_components(vision: str | os.PathLike, llm: str | os.PathLike, tokenizer=None, dtype: torch.dtype | None = None,
-                    offline: bool = True, **connector) -> MammothForConditionalGeneration:
-    "Join a SigLIP checkpoint and a causal-LM checkpoint (paths or hub ids) with a fresh projector."
+                    offline: bool = True, seed: int = 0, **connector) -> MammothForConditionalGeneration:
+    "Join a SigLIP checkpoint and a causal-LM checkpoint (paths or hub ids) with a fresh projector drawn from `seed`."
     attn = choose_attn_implementation()
     load = dict(dtype=dtype, attn_implementation=attn, local_files_only=offline)
     tower = SiglipVisionModel.from_pretrained(str(vision), **load)
@@ -328,19 +328,21 @@ def from_components(vision: str | os.PathLike, llm: str | os.PathLike, tokenizer
     with torch.device("meta"):
         model = MammothForConditionalGeneration(config)
     model.vision_tower, model.language_model = tower, lm
-    model.multi_modal_projector = MammothProjector(config).to(lm.dtype)
-    if config.anyres:
-        hidden = config.text_config.hidden_size
-        model.image_newline = nn.Parameter(torch.randn(hidden, dtype=lm.dtype) / math.sqrt(hidden))
+    with torch.random.fork_rng(devices=[]):  # the same start folder every time, the caller's RNG left as it was
+        torch.manual_seed(seed)
+        model.multi_modal_projector = MammothProjector(config).to(lm.dtype)
+        if config.anyres:
+            hidden = config.text_config.hidden_size
+            model.image_newline = nn.Parameter(torch.randn(hidden, dtype=lm.dtype) / math.sqrt(hidden))
     return model
 
 # %% ../nbs/06_model.ipynb #ada52fde
 def init_checkpoint(vision: str | os.PathLike, llm: str | os.PathLike, out: str | os.PathLike, like: str | None = None,
-                    offline: bool = True, dtype: torch.dtype | None = None) -> Path:
+                    offline: bool = True, dtype: torch.dtype | None = None, seed: int = 0) -> Path:
     "Join a SigLIP and an LLM checkpoint (paths or hub ids) with the LLM's tokenizer; save model + processor into `out`."
     tokenizer = chat.load_tokenizer(llm, offline=offline)
     connector = _named_parts(like)[2] if like else {}
-    model = from_components(vision, llm, tokenizer, dtype=dtype, offline=offline, **connector)
+    model = from_components(vision, llm, tokenizer, dtype=dtype, offline=offline, seed=seed, **connector)
     processor = MammothProcessor.from_config(model.config, tokenizer)
     with atomic_dir(out) as staging:
         model.save_pretrained(staging); processor.save_pretrained(staging)

@@ -101,10 +101,9 @@ class SceneHeads(nn.Module):
 
     def loss(self, logits: tuple[dict, dict], labels: tuple[dict, dict]) -> torch.Tensor:
         "Summed cross-entropy over the labels that apply to at least one picture of the batch."
-        losses = [F.cross_entropy(lg, y, ignore_index=IGNORE) for lg, y in
-                  [(logits[0][k], labels[0][k]) for k in PICTURE_LABELS] + [(logits[1][k].flatten(0, 1), labels[1][k].flatten()) for k in CELL_LABELS]
-                  if (y >= 0).any()]
-        return torch.stack(losses).sum()
+        pairs = [(logits[0][k], labels[0][k]) for k in PICTURE_LABELS]
+        pairs += [(logits[1][k].flatten(0, 1), labels[1][k].flatten()) for k in CELL_LABELS]
+        return torch.stack([F.cross_entropy(lg, y, ignore_index=IGNORE) for lg, y in pairs if (y >= 0).any()]).sum()
 
 def draw_labelled(seed: int, n_slots: int, processor: MammothImageProcessor, progress: bool = True):
     "Pixels [n, 3, H, W] and label tensors of every picture in slots 0..n_slots-1 of the world of `seed`."
@@ -219,14 +218,15 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
     from mammoth_min.train import load_config, read_log, train
     from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
     start_time, work = time.perf_counter(), Path(cfg.work)
-    data = formats.write_records(text_corpus(cfg.lm_seed, cfg.lm_slots, progress), work / "lm_text.jsonl")
+    corpus = text_corpus(cfg.lm_seed, cfg.lm_slots, progress)
+    data = formats.write_records(corpus, work / "lm_text.jsonl")
     stage = load_config("stage2", data=[str(data)], out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
                         global_batch=32, micro_batch=8, epochs=cfg.lm_epochs, warmup_ratio=0.03, seed=cfg.lm_seed,
                         save_every=200, resume=True)
     result = train(stage, progress=progress)
     model = MammothForConditionalGeneration.from_pretrained(result["model_dir"])
     tokenizer = MammothProcessor.from_pretrained(result["model_dir"]).tokenizer
-    report = {"records": len(formats.read_records(data)), "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
+    report = {"records": len(corpus), "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
               "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(Path(cfg.out) / "qwen2") as staging:
         model.language_model.save_pretrained(staging); tokenizer.save_pretrained(staging)

@@ -115,12 +115,10 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
         overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
         if cfg.start == "pretrained":  # the real recipe's start: join pretrained parts, skip stage 0
-            import torch
             from mammoth_min.model import init_checkpoint
             from mammoth_min.pretrain import shipped_parts
             parts, stages = shipped_parts(), stages[1:]
-            torch.manual_seed(cfg.seed)  # the fresh projector's initial weights: a rerun trains the same model
-            stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init"))
+            stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init", seed=cfg.seed))
             stages[1].lr = dict(PRETRAINED_SFT)
         else:
             stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
