@@ -126,7 +126,7 @@ def _pretrain(args) -> int:
 def _quickstart(args) -> int:
     "The whole recipe on the tiny world; prints step timings and the results table."
     from mammoth_min.quickstart import QuickstartConfig, quickstart
-    sized = {"n_images": args.n_images} if args.n_images is not None else {}
+    sized = {k: v for k in ("n_images", "align_slots") if (v := getattr(args, k)) is not None}
     cfg = QuickstartConfig(out=args.out, seed=args.seed, start=args.start, max_steps=args.max_steps, fresh=args.fresh, **sized)
     result = quickstart(cfg)
     print("\nwall time per step (s):")
@@ -234,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", choices=["pretrained", "scratch"], default="pretrained",
                    help="join the shipped pretrained parts (default) or train them in stage 0")
     p.add_argument("--n-images", type=int, default=None, help="image slots of the world (default: QuickstartConfig's)")
+    p.add_argument("--align-slots", type=int, default=None,
+                   help="slots of another world described in words for stage 1 (default: QuickstartConfig's; 0: captions only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per training stage")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing finished steps")

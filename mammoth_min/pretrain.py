@@ -6,7 +6,7 @@ Docs: https://mammoth-min.github.io/mammoth_min/pretrain.html.md"""
 
 # %% ../nbs/06c_pretrain.ipynb #8a368570
 from __future__ import annotations
-import dataclasses, hashlib, json, time
+import dataclasses, hashlib, json, random, time
 from pathlib import Path
 
 import torch
@@ -21,9 +21,10 @@ from .core import atomic_dir, atomic_write
 from .model import MammothImageProcessor, build_config
 
 # %% auto #0
-__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'scene_text', 'text_only', 'scene_labels', 'SceneHeads',
-           'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy', 'pretrain_tower',
-           'load_scene_heads', 'text_corpus', 'pretrain_lm', 'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
+__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'scene_text', 'text_only', 'described_pictures',
+           'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy',
+           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'pretrain_parts', 'shipped_parts',
+           'parts_fingerprint']
 
 # %% ../nbs/06c_pretrain.ipynb #547cf0b2
 def scene_text(scene: dict) -> str:
@@ -50,6 +51,20 @@ def text_only(record: dict, scenes: dict[str, dict]) -> dict:
         if path not in scenes: raise KeyError(f"record {record.get('id')!r}: field 'image' names {path!r}, which has no scene")
         turns[0]["value"] = turns[0]["value"].replace(formats.IMAGE_TOKEN, f"{name}: {scene_text(scenes[path])}", 1)
     return {**{k: v for k, v in record.items() if k not in ("image", "video")}, "conversations": turns}
+
+# %% ../nbs/06c_pretrain.ipynb #c56cf0a8
+def described_pictures(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
+    "Draw the pictures of slots 0..n_slots-1 of the world of `seed` into `out_dir`, each with its description as the reply."
+    if n_slots < 1: raise ValueError(f"n_slots must be at least 1, got {n_slots}")
+    out, rng, records = Path(out_dir), random.Random(seed), []
+    for i in tqdm(range(n_slots), desc=f"describe pictures of world {seed}", unit="slot", disable=not progress):
+        for rel, scene in world.make_slot(i, seed)[0].items():
+            if not (out / rel).exists():  # a rerun keeps what an interrupted one drew
+                with atomic_write(out / rel, "wb") as f: f.write(world.png_bytes(world.render_scene(scene)))
+            text = scene_text(scene)
+            records.append(world.make_record(f"d{seed}-{Path(rel).stem}", [rel], rng.choice(world.DETAIL_PROMPTS), text,
+                                             category="Caption", task="detail", answer=text))
+    return formats.write_records(records, out / "described.jsonl")
 
 # %% ../nbs/06c_pretrain.ipynb #e19e03a1
 KINDS = ("objects", "text", "chart", "expression", "polygon")

@@ -15,7 +15,8 @@ import pandas as pd
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['PRETRAINED_SFT', 'QuickstartConfig', 'small_budget', 'run_step', 'results_table', 'quickstart']
+__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'QuickstartConfig', 'small_budget', 'run_step',
+           'results_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -28,8 +29,9 @@ class QuickstartConfig:
     evolve_rounds: int = 1
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
     start: str = "pretrained"  # "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
+    align_slots: int = 2500  # start="pretrained" only: stage 1 on slots of world ALIGN_SEED + seed described in words (0: on the captions)
     stage0_epochs: int = 1  # start="scratch" only
-    stage1_epochs: int = 5
+    stage1_epochs: int = 1
     stage2_epochs: int = 1
     pixel_shuffle_factor: int = 1  # start="scratch" only: >1 merges r x r neighbouring patches into one image token
     max_steps: int | None = None  # per training stage; None trains the configured epochs
@@ -40,16 +42,21 @@ class QuickstartConfig:
     def __post_init__(self):
         if self.start not in ("pretrained", "scratch"):
             raise ValueError(f"QuickstartConfig.start must be 'pretrained' or 'scratch', got {self.start!r}")
+        if self.align_slots < 0: raise ValueError(f"QuickstartConfig.align_slots must be 0 or more, got {self.align_slots}")
         if self.start == "pretrained" and self.pixel_shuffle_factor != 1:
             raise ValueError("QuickstartConfig.pixel_shuffle_factor shapes a model trained from scratch; "
                              "use start='scratch' with it (the shipped parts are joined as they are)")
 
 # a pretrained language model learns stage 2 at a quarter of the from-scratch rate, with the projector still free to move
 PRETRAINED_SFT = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
+# stage 1 keeps the chat template the language model learnt to read pictures in words in (pretrain chapter)
+PRETRAINED_STAGE1_TEMPLATE = "qwen_2_5"
+# stage 1's described pictures come from world ALIGN_SEED + seed: never the quickstart's own, nor the pretraining's (1000, 1001, 2000)
+ALIGN_SEED = 3000
 
 def small_budget(out: str | Path) -> QuickstartConfig:
     "A quickstart that runs in about a minute on 2 cores: the plumbing, not the accuracy."
-    return QuickstartConfig(out=str(out), n_images=14, max_steps=2, eval_limit=8, eval_tokens=16)
+    return QuickstartConfig(out=str(out), n_images=14, align_slots=8, max_steps=2, eval_limit=8, eval_tokens=16)
 
 # %% ../nbs/09_quickstart.ipynb #52fbe27c
 def _fingerprint(inputs: dict) -> str:
@@ -81,6 +88,12 @@ def _world_step(cfg: QuickstartConfig):
         return {"dir": str(folder), "records": {s: v["records"] for s, v in summary["splits"].items()}}
     return run
 
+def _align_step(cfg: QuickstartConfig):
+    def run(folder: Path) -> dict:
+        from mammoth_min.pretrain import described_pictures
+        return {"dir": str(folder), "records": str(described_pictures(ALIGN_SEED + cfg.seed, cfg.align_slots, folder))}
+    return run
+
 def _synth_step(cfg: QuickstartConfig, world: dict):
     def run(folder: Path) -> dict:
         from mammoth_min.formats import read_records
@@ -108,7 +121,7 @@ def _filter_step(cfg: QuickstartConfig, world: dict, synth: dict):
     return run
 
 # %% ../nbs/09_quickstart.ipynb #142d7f83
-def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
+def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, aligned: dict | None):
     def run(folder: Path) -> dict:
         from mammoth_min.formats import read_records, write_records
         from mammoth_min.train import single_image, train, world_stages
@@ -119,7 +132,9 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict):
             from mammoth_min.pretrain import shipped_parts
             parts, stages = shipped_parts(), stages[1:]
             stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init", seed=cfg.seed))
-            stages[1].lr = dict(PRETRAINED_SFT)
+            stages[0].template, stages[1].lr = PRETRAINED_STAGE1_TEMPLATE, dict(PRETRAINED_SFT)
+            if aligned:  # the described pictures say all that the world's one-line captions say, and more
+                stages[0].data, stages[0].image_root = [aligned["records"]], aligned["dir"]
         else:
             stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
         stages[-2].epochs, stages[-1].epochs = cfg.stage1_epochs, cfg.stage2_epochs
@@ -179,12 +194,15 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     world = run_step("world", out, {"settings": settings}, _world_step(cfg), timings)
     synth = run_step("synth", out, {"after": world["key"]}, _synth_step(cfg, world), timings)
     filtered = run_step("filter", out, {"after": synth["key"]}, _filter_step(cfg, world, synth), timings)
+    aligned = (run_step("align", out, {"seed": ALIGN_SEED + cfg.seed, "slots": cfg.align_slots}, _align_step(cfg), timings)
+               if cfg.start == "pretrained" and cfg.align_slots else None)
     from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
     from mammoth_min.pretrain import parts_fingerprint, shipped_parts
-    start = ({"parts": parts_fingerprint(shipped_parts()), "stage2_lr": PRETRAINED_SFT} if cfg.start == "pretrained"
+    start = ({"parts": parts_fingerprint(shipped_parts()), "stage1_template": PRETRAINED_STAGE1_TEMPLATE,
+              "stage2_lr": PRETRAINED_SFT} if cfg.start == "pretrained"
              else {"stage0": stage_defaults("stage0")})
-    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage1", "stage2"), "start": start},
-                       _train_step(cfg, world, filtered), timings)
+    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage1", "stage2"), "start": start,
+                                      "align": aligned and aligned["key"]}, _train_step(cfg, world, filtered, aligned), timings)
     evaluated = run_step("eval", out, {"after": trained["key"]}, _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)
