@@ -42,7 +42,10 @@ class QuickstartConfig:
     def __post_init__(self):
         if self.start not in ("pretrained", "scratch"):
             raise ValueError(f"QuickstartConfig.start must be 'pretrained' or 'scratch', got {self.start!r}")
-        if self.align_slots < 0: raise ValueError(f"QuickstartConfig.align_slots must be 0 or more, got {self.align_slots}")
+        from mammoth_min.train import STAGES
+        batch = STAGES["stage1"].global_batch  # a slot gives one picture or two, so this many slots fill a batch
+        if self.align_slots != 0 and self.align_slots < batch:
+            raise ValueError(f"QuickstartConfig.align_slots must be 0 or at least {batch} (stage 1's batch), got {self.align_slots}")
         if self.start == "pretrained" and self.pixel_shuffle_factor != 1:
             raise ValueError("QuickstartConfig.pixel_shuffle_factor shapes a model trained from scratch; "
                              "use start='scratch' with it (the shipped parts are joined as they are)")
