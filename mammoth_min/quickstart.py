@@ -15,8 +15,8 @@ import pandas as pd
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'QuickstartConfig', 'small_budget', 'run_step',
-           'results_table', 'quickstart']
+__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'STEP_SETTINGS', 'QuickstartConfig', 'small_budget',
+           'run_step', 'results_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -186,27 +186,36 @@ def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None
     return compare_runs([*runs, *floors], by="category")
 
 # %% ../nbs/09_quickstart.ipynb #17b85894
+# the settings each step reads: a step's cache key holds them and the key of the step it reads from, so a changed
+# setting reruns its own step and those after it, never the ones before (out and fresh say where and whether, not what)
+STEP_SETTINGS = {"world": ("n_images", "seed"), "synth": ("hallucination_rate", "evolve_rounds"), "filter": (),
+                 "align": ("seed", "align_slots"),
+                 "train": ("seed", "start", "synth_fraction", "stage0_epochs", "stage1_epochs", "stage2_epochs",
+                           "pixel_shuffle_factor", "max_steps"),
+                 "eval": ("eval_limit", "eval_tokens")}
+
 def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     "Run the whole recipe on the tiny world (steps cached by their inputs); return timings, the table and paths."
     cfg = dataclasses.replace(cfg or QuickstartConfig(), **overrides)
     out = Path(cfg.out)
     if cfg.fresh: shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "fresh")}
+    settings = dataclasses.asdict(cfg)
+    def inputs(step: str, **more) -> dict: return {**{k: settings[k] for k in STEP_SETTINGS[step]}, **more}
     timings: dict = {}
-    world = run_step("world", out, {"settings": settings}, _world_step(cfg), timings)
-    synth = run_step("synth", out, {"after": world["key"]}, _synth_step(cfg, world), timings)
-    filtered = run_step("filter", out, {"after": synth["key"]}, _filter_step(cfg, world, synth), timings)
-    aligned = (run_step("align", out, {"seed": ALIGN_SEED + cfg.seed, "slots": cfg.align_slots}, _align_step(cfg), timings)
+    world = run_step("world", out, inputs("world"), _world_step(cfg), timings)
+    synth = run_step("synth", out, inputs("synth", after=world["key"]), _synth_step(cfg, world), timings)
+    filtered = run_step("filter", out, inputs("filter", after=synth["key"]), _filter_step(cfg, world, synth), timings)
+    aligned = (run_step("align", out, inputs("align", align_seed=ALIGN_SEED), _align_step(cfg), timings)
                if cfg.start == "pretrained" and cfg.align_slots else None)
     from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
     from mammoth_min.pretrain import parts_fingerprint, shipped_parts
     start = ({"parts": parts_fingerprint(shipped_parts()), "stage1_template": PRETRAINED_STAGE1_TEMPLATE,
               "stage2_lr": PRETRAINED_SFT} if cfg.start == "pretrained"
              else {"stage0": stage_defaults("stage0")})
-    trained = run_step("train", out, {"after": filtered["key"], "stages": stage_defaults("stage1", "stage2"), "start": start,
-                                      "align": aligned and aligned["key"]}, _train_step(cfg, world, filtered, aligned), timings)
-    evaluated = run_step("eval", out, {"after": trained["key"]}, _eval_step(cfg, world, trained), timings)
+    trained = run_step("train", out, inputs("train", after=filtered["key"], stages=stage_defaults("stage1", "stage2"), start_from=start,
+                                            align=aligned and aligned["key"]), _train_step(cfg, world, filtered, aligned), timings)
+    evaluated = run_step("eval", out, inputs("eval", after=trained["key"]), _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)
     from mammoth_min.eval import EvalResult, paired_bootstrap
