@@ -15,8 +15,8 @@ import pandas as pd
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'STEP_SETTINGS', 'QuickstartConfig', 'small_budget',
-           'run_step', 'results_table', 'quickstart']
+__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'PICTURE_ROW', 'STEP_SETTINGS', 'QuickstartConfig',
+           'small_budget', 'run_step', 'scored_test', 'with_picture', 'results_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -175,15 +175,31 @@ def _checkpoint_step(trained: dict):
     return run
 
 # %% ../nbs/09_quickstart.ipynb #65dee094
-def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None = None) -> pd.DataFrame:
-    "Per-category scores of the saved eval runs beside the answer-prior and chance floors."
-    from mammoth_min.eval import EvalResult, chance_result, compare_runs, prior_result, select_scorable
+PICTURE_ROW = "overall, with a picture"
+
+def scored_test(world_dir: str | Path, limit: int | None = None) -> list[dict]:
+    "The held-out questions a quickstart run scores: the scorable records of the test split, the first `limit`."
+    from mammoth_min.eval import select_scorable
     from mammoth_min.formats import read_records
-    world_dir = Path(world_dir)
-    test = select_scorable(read_records(world_dir / "test.jsonl"))[:limit]
-    runs = [EvalResult.load(d) for d in eval_dirs]
-    floors = [prior_result(read_records(world_dir / "train.jsonl"), test), chance_result(test)]
-    return compare_runs([*runs, *floors], by="category")
+    return select_scorable(read_records(Path(world_dir) / "test.jsonl"))[:limit]
+
+def with_picture(run, test: list[dict]):
+    "`run` cut to the questions that show a picture: the only ones a blank picture can change."
+    from mammoth_min.eval import EvalResult
+    from mammoth_min.formats import image_paths
+    ids = {r["id"] for r in test if image_paths(r)}
+    return EvalResult([s for s in run.samples if s["id"] in ids], run.name, run.config)
+
+def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None = None) -> pd.DataFrame:
+    "Per-category scores of the saved eval runs beside the answer-prior and chance floors, and their overall on pictures."
+    from mammoth_min.eval import EvalResult, chance_result, compare_runs, prior_result
+    from mammoth_min.formats import read_records
+    test = scored_test(world_dir, limit)
+    runs = [*(EvalResult.load(d) for d in eval_dirs),
+            prior_result(read_records(Path(world_dir) / "train.jsonl"), test), chance_result(test)]
+    table = compare_runs(runs, by="category")
+    pictured = compare_runs([with_picture(r, test) for r in runs]).loc[["overall"]].rename(index={"overall": PICTURE_ROW})
+    return pd.concat([table.iloc[:1], pictured, table.iloc[1:]])
 
 # %% ../nbs/09_quickstart.ipynb #17b85894
 # the settings each step reads: a step's cache key holds them and the key of the step it reads from, so a changed
@@ -219,7 +235,10 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)
     from mammoth_min.eval import EvalResult, paired_bootstrap
-    vs_blind = paired_bootstrap(*[EvalResult.load(d) for d in evaluated["runs"]], by="category")
+    runs, test = [EvalResult.load(d) for d in evaluated["runs"]], scored_test(world["dir"], cfg.eval_limit)
+    pictured = paired_bootstrap(*[with_picture(r, test) for r in runs]).rename(index={"overall": PICTURE_ROW})
+    vs_blind = paired_bootstrap(*runs, by="category")
+    vs_blind = pd.concat([vs_blind.iloc[:1], pictured, vs_blind.iloc[1:]])
     image_swap = pd.read_json(evaluated["image_swap"], orient="split")
     def as_markdown(df: pd.DataFrame) -> str:
         "Markdown with every float to 3 decimals (tabulate's floatfmt skips columns mixing numbers and 'n/a')."
