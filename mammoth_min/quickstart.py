@@ -16,7 +16,7 @@ from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
 __all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'PICTURE_ROW', 'STEP_SETTINGS', 'QuickstartConfig',
-           'small_budget', 'run_step', 'scored_test', 'with_picture', 'results_table', 'quickstart']
+           'small_budget', 'run_step', 'scored_test', 'with_picture', 'results_table', 'markdown_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -210,6 +210,10 @@ STEP_SETTINGS = {"world": ("n_images", "seed"), "synth": ("hallucination_rate", 
                            "pixel_shuffle_factor", "max_steps"),
                  "eval": ("eval_limit", "eval_tokens")}
 
+def markdown_table(df: pd.DataFrame) -> str:
+    "Markdown with every float to 3 decimals (tabulate's floatfmt skips columns mixing numbers and 'n/a')."
+    return df.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(floatfmt=".3f")
+
 def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     "Run the whole recipe on the tiny world (steps cached by their inputs); return timings, the table and paths."
     cfg = dataclasses.replace(cfg or QuickstartConfig(), **overrides)
@@ -240,12 +244,9 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     vs_blind = paired_bootstrap(*runs, by="category")
     vs_blind = pd.concat([vs_blind.iloc[:1], pictured, vs_blind.iloc[1:]])
     image_swap = pd.read_json(evaluated["image_swap"], orient="split")
-    def as_markdown(df: pd.DataFrame) -> str:
-        "Markdown with every float to 3 decimals (tabulate's floatfmt skips columns mixing numbers and 'n/a')."
-        return df.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v).to_markdown(floatfmt=".3f")
     with atomic_write(out / "results.md") as f:
-        f.write("\n\n".join([as_markdown(table), "model - blind, 95% paired bootstrap:", as_markdown(vs_blind),
-                              "image-swap test (NLL per answer token):", as_markdown(image_swap)]) + "\n")
+        f.write("\n\n".join([markdown_table(table), "model - blind, 95% paired bootstrap:", markdown_table(vs_blind),
+                              "image-swap test (NLL per answer token):", markdown_table(image_swap)]) + "\n")
     return {"timings": pd.DataFrame(timings).T, "table": table, "vs_blind": vs_blind, "image_swap": image_swap,
             "checkpoint": checkpoint["dir"], "out": str(out),
             "filtered": {k: filtered[k] for k in ("kept", "dropped", "reasons")}, "final_loss": trained["final_loss"]}
