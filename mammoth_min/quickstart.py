@@ -16,7 +16,8 @@ from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
 __all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'PICTURE_ROW', 'STEP_SETTINGS', 'QuickstartConfig',
-           'small_budget', 'run_step', 'scored_test', 'with_picture', 'results_table', 'markdown_table', 'quickstart']
+           'small_budget', 'run_step', 'scored_test', 'with_picture', 'below_overall', 'results_table',
+           'markdown_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -190,6 +191,10 @@ def with_picture(run, test: list[dict]):
     ids = {r["id"] for r in test if image_paths(r)}
     return EvalResult([s for s in run.samples if s["id"] in ids], run.name, run.config)
 
+def below_overall(table: pd.DataFrame, row: pd.DataFrame) -> pd.DataFrame:
+    "`table` with `row` placed right under its first row, the overall one."
+    return pd.concat([table.iloc[:1], row, table.iloc[1:]])
+
 def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None = None) -> pd.DataFrame:
     "Per-category scores of the saved eval runs beside the answer-prior and chance floors, and their overall on pictures."
     from mammoth_min.eval import EvalResult, chance_result, compare_runs, prior_result
@@ -198,8 +203,8 @@ def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None
     runs = [*(EvalResult.load(d) for d in eval_dirs),
             prior_result(read_records(Path(world_dir) / "train.jsonl"), test), chance_result(test)]
     table = compare_runs(runs, by="category")
-    pictured = compare_runs([with_picture(r, test) for r in runs]).loc[["overall"]].rename(index={"overall": PICTURE_ROW})
-    return pd.concat([table.iloc[:1], pictured, table.iloc[1:]])
+    pictured = compare_runs([with_picture(r, test) for r in runs]).loc[["overall"]]
+    return below_overall(table, pictured.rename(index={"overall": PICTURE_ROW}))
 
 # %% ../nbs/09_quickstart.ipynb #17b85894
 # the settings each step reads: a step's cache key holds them and the key of the step it reads from, so a changed
@@ -240,9 +245,9 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)
     from mammoth_min.eval import EvalResult, paired_bootstrap
     runs, test = [EvalResult.load(d) for d in evaluated["runs"]], scored_test(world["dir"], cfg.eval_limit)
-    pictured = paired_bootstrap(*[with_picture(r, test) for r in runs]).rename(index={"overall": PICTURE_ROW})
-    vs_blind = paired_bootstrap(*runs, by="category")
-    vs_blind = pd.concat([vs_blind.iloc[:1], pictured, vs_blind.iloc[1:]])
+    vs_blind, pictured = paired_bootstrap(*runs, by="category"), [with_picture(r, test) for r in runs]
+    if pictured[0].samples:  # a bootstrap needs at least one question (a small eval_limit may pick only text ones)
+        vs_blind = below_overall(vs_blind, paired_bootstrap(*pictured).rename(index={"overall": PICTURE_ROW}))
     image_swap = pd.read_json(evaluated["image_swap"], orient="split")
     with atomic_write(out / "results.md") as f:
         f.write("\n\n".join([markdown_table(table), "model - blind, 95% paired bootstrap:", markdown_table(vs_blind),
