@@ -126,7 +126,7 @@ def _pretrain(args) -> int:
 def _quickstart(args) -> int:
     "The whole recipe on the tiny world; prints step timings and the results table."
     from mammoth_min.quickstart import QuickstartConfig, quickstart
-    sized = {k: v for k in ("n_images", "align_slots") if (v := getattr(args, k)) is not None}
+    sized = {k: v for k in ("n_images", "align_slots", "align_data", "loss_weighting") if (v := getattr(args, k)) is not None}
     cfg = QuickstartConfig(out=args.out, seed=args.seed, start=args.start, max_steps=args.max_steps, fresh=args.fresh, **sized)
     result = quickstart(cfg)
     print("\nwall time per step (s):")
@@ -235,7 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="join the shipped pretrained parts (default) or train them in stage 0")
     p.add_argument("--n-images", type=int, default=None, help="image slots of the world (default: QuickstartConfig's)")
     p.add_argument("--align-slots", type=int, default=None,
-                   help="slots of another world described in words for stage 1 (default: QuickstartConfig's; 0: captions only)")
+                   help="slots of another world whose pictures stage 1 trains on (default: QuickstartConfig's; 0: captions only)")
+    p.add_argument("--align-data", choices=["questions", "described"], default=None,
+                   help="stage 1's records about those pictures: one-word questions or descriptions in words (default: questions)")
+    p.add_argument("--loss-weighting", choices=["token", "square", "sample"], default=None,
+                   help="how each answer's tokens weigh in the training loss (default: QuickstartConfig's, token)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, default=None, help="cap on steps per training stage")
     p.add_argument("--fresh", action="store_true", help="start over instead of reusing finished steps")

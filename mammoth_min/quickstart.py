@@ -15,9 +15,9 @@ import pandas as pd
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'PICTURE_ROW', 'STEP_SETTINGS', 'QuickstartConfig',
-           'small_budget', 'run_step', 'scored_test', 'with_picture', 'below_overall', 'results_table',
-           'markdown_table', 'quickstart']
+__all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'ALIGN_TASKS', 'PICTURE_ROW', 'STEP_SETTINGS',
+           'QuickstartConfig', 'small_budget', 'run_step', 'short_questions', 'scored_test', 'with_picture',
+           'below_overall', 'results_table', 'markdown_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -30,12 +30,14 @@ class QuickstartConfig:
     evolve_rounds: int = 1
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
     start: str = "pretrained"  # "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
-    align_slots: int = 2500  # start="pretrained" only: stage 1 on slots of world ALIGN_SEED + seed described in words (0: on the captions)
+    align_slots: int = 2500  # start="pretrained" only: stage 1 on the pictures of slots of world ALIGN_SEED + seed (0: on the captions)
+    align_data: str = "questions"  # what stage 1 says about them: "questions" (ALIGN_TASKS) or "described" (each in words)
     stage0_epochs: int = 1  # start="scratch" only
     stage1_epochs: int = 1
     stage2_epochs: int = 1
     pixel_shuffle_factor: int = 1  # start="scratch" only: >1 merges r x r neighbouring patches into one image token
     max_steps: int | None = None  # per training stage; None trains the configured epochs
+    loss_weighting: str = "token"  # every stage's: "token" (LLaVA, MAmmoTH-VL), "square" or "sample" (train chapter)
     eval_limit: int | None = None
     eval_tokens: int = 128  # generation budget per test question: a rationale needs room before its "Answer: X"
     fresh: bool = False
@@ -47,6 +49,8 @@ class QuickstartConfig:
         batch = STAGES["stage1"].global_batch  # a slot gives one picture or two, so this many slots fill a batch
         if self.align_slots != 0 and self.align_slots < batch:
             raise ValueError(f"QuickstartConfig.align_slots must be 0 or at least {batch} (stage 1's batch), got {self.align_slots}")
+        if self.align_data not in ("questions", "described"):
+            raise ValueError(f"QuickstartConfig.align_data must be 'questions' or 'described', got {self.align_data!r}")
         if self.start == "pretrained" and self.pixel_shuffle_factor != 1:
             raise ValueError("QuickstartConfig.pixel_shuffle_factor shapes a model trained from scratch; "
                              "use start='scratch' with it (the shipped parts are joined as they are)")
@@ -55,8 +59,10 @@ class QuickstartConfig:
 PRETRAINED_SFT = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
 # stage 1 keeps the chat template the language model learnt to read pictures in words in (pretrain chapter)
 PRETRAINED_STAGE1_TEMPLATE = "qwen_2_5"
-# stage 1's described pictures come from world ALIGN_SEED + seed: never the quickstart's own, nor the pretraining's (1000, 1001, 2000)
+# stage 1's pictures come from world ALIGN_SEED + seed: never the quickstart's own, nor the pretraining's (1000, 1001, 2000)
 ALIGN_SEED = 3000
+# align_data="questions": the tasks whose one-word answer is all about one picture ("Whose loss is it" below)
+ALIGN_TASKS = ("vqa", "ocr", "chart")
 
 def small_budget(out: str | Path) -> QuickstartConfig:
     "A quickstart that runs in about a minute on 2 cores: the plumbing, not the accuracy."
@@ -92,10 +98,20 @@ def _world_step(cfg: QuickstartConfig):
         return {"dir": str(folder), "records": {s: v["records"] for s, v in summary["splits"].items()}}
     return run
 
+def short_questions(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
+    "The one-word questions (`ALIGN_TASKS`) about the single pictures of slots 0..n_slots-1 of the world of `seed`."
+    from mammoth_min.formats import image_paths, read_records, write_records
+    from mammoth_min.world import build_world
+    build_world(out_dir, n_slots, seed, splits={"train": 1.0}, progress=progress)
+    records = [r for r in read_records(Path(out_dir) / "train.jsonl")
+               if r["metadata"]["task"] in ALIGN_TASKS and len(image_paths(r)) == 1]
+    return write_records(records, Path(out_dir) / "short_questions.jsonl")
+
 def _align_step(cfg: QuickstartConfig):
     def run(folder: Path) -> dict:
         from mammoth_min.pretrain import described_pictures
-        return {"dir": str(folder), "records": str(described_pictures(ALIGN_SEED + cfg.seed, cfg.align_slots, folder))}
+        make = short_questions if cfg.align_data == "questions" else described_pictures
+        return {"dir": str(folder), "records": str(make(ALIGN_SEED + cfg.seed, cfg.align_slots, folder))}
     return run
 
 def _synth_step(cfg: QuickstartConfig, world: dict):
@@ -129,7 +145,7 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, aligned: dic
     def run(folder: Path) -> dict:
         from mammoth_min.formats import read_records, write_records
         from mammoth_min.train import single_image, train, world_stages
-        overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True}
+        overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True, "loss_weighting": cfg.loss_weighting}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
         if cfg.start == "pretrained":  # the real recipe's start: join pretrained parts, skip stage 0
             from mammoth_min.model import init_checkpoint
@@ -137,7 +153,7 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, aligned: dic
             parts, stages = shipped_parts(), stages[1:]
             stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init", seed=cfg.seed))
             stages[0].template, stages[1].lr = PRETRAINED_STAGE1_TEMPLATE, dict(PRETRAINED_SFT)
-            if aligned:  # the described pictures say all that the world's one-line captions say, and more
+            if aligned:  # another world's pictures, with questions about them or described in words, instead of the captions
                 stages[0].data, stages[0].image_root = [aligned["records"]], aligned["dir"]
         else:
             stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
@@ -210,9 +226,9 @@ def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None
 # the settings each step reads: a step's cache key holds them and the key of the step it reads from, so a changed
 # setting reruns its own step and those after it, never the ones before (out and fresh say where and whether, not what)
 STEP_SETTINGS = {"world": ("n_images", "seed"), "synth": ("hallucination_rate", "evolve_rounds"), "filter": (),
-                 "align": ("seed", "align_slots"),
+                 "align": ("seed", "align_slots", "align_data"),
                  "train": ("seed", "start", "synth_fraction", "stage0_epochs", "stage1_epochs", "stage2_epochs",
-                           "pixel_shuffle_factor", "max_steps"),
+                           "pixel_shuffle_factor", "max_steps", "loss_weighting"),
                  "eval": ("eval_limit", "eval_tokens")}
 
 def markdown_table(df: pd.DataFrame) -> str:

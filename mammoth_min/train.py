@@ -18,14 +18,14 @@ from tqdm.auto import tqdm
 from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
-__all__ = ['MODULES', 'PAPER_STAGES', 'STAGES', 'IGNORE_INDEX', 'IMAGE_KEYS', 'StageConfig', 'stage_defaults', 'load_config',
-           'validate_config', 'ResumableSampler', 'rank_micro_batches', 'pack_samples', 'pad_samples',
-           'padding_fraction', 'token_loss_sum', 'n_targets', 'per_sample_losses', 'module_of', 'param_groups',
-           'warmup_cosine', 'build_optimizer', 'init_distributed', 'decoder_blocks', 'apply_fsdp', 'shard_model',
-           'local_numel', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'read_log', 'RunLog', 'plot_log',
-           'load_records', 'record_text', 'encode_record', 'encode_pretraining', 'SigLipHead', 'segment_mean',
-           'StageModule', 'load_stage_model', 'make_batch', 'train_step', 'save_consolidated', 'train', 'main',
-           'single_image', 'stage_mixes', 'world_stages']
+__all__ = ['MODULES', 'PAPER_STAGES', 'LOSS_WEIGHTINGS', 'STAGES', 'IGNORE_INDEX', 'IMAGE_KEYS', 'StageConfig', 'stage_defaults',
+           'load_config', 'validate_config', 'ResumableSampler', 'rank_micro_batches', 'pack_samples', 'pad_samples',
+           'padding_fraction', 'target_weights', 'token_loss_sum', 'n_targets', 'per_sample_losses', 'module_of',
+           'param_groups', 'warmup_cosine', 'build_optimizer', 'init_distributed', 'decoder_blocks', 'apply_fsdp',
+           'shard_model', 'local_numel', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint', 'read_log',
+           'RunLog', 'plot_log', 'load_records', 'record_text', 'encode_record', 'encode_pretraining', 'SigLipHead',
+           'segment_mean', 'StageModule', 'load_stage_model', 'make_batch', 'train_step', 'save_consolidated', 'train',
+           'main', 'single_image', 'stage_mixes', 'world_stages']
 
 # %% ../nbs/07_train.ipynb #c8e40bb0
 MODULES = ("vision_tower", "multi_modal_projector", "language_model", "contrastive_head")
@@ -35,6 +35,9 @@ PAPER_STAGES = {  # MAmmoTH-VL, Table 1
     "stage2": dict(global_batch=256, lr={"vision_tower": 2e-6, "multi_modal_projector": 1e-5, "language_model": 1e-5}),
     "stage3": dict(global_batch=256, lr={"vision_tower": 2e-6, "multi_modal_projector": 1e-5, "language_model": 1e-5}),
 }
+
+# loss_weighting: a sample with n answer tokens gives each of them the weight n ** -exponent ("Whose loss" below)
+LOSS_WEIGHTINGS = {"token": 0.0, "square": 0.5, "sample": 1.0}
 
 @dataclass
 class StageConfig:
@@ -56,6 +59,7 @@ class StageConfig:
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    loss_weighting: str = "token"  # how each sample's answer tokens weigh in the loss: LOSS_WEIGHTINGS
     grad_ckpt: bool = False  # activation checkpointing: recompute block activations in backward
     fsdp: bool = False  # shard with FSDP2 even in one process (runs the sharded bf16 path on one GPU); several processes always shard
     seed: int = 0
@@ -116,6 +120,8 @@ def validate_config(cfg: StageConfig, world_size: int = 1) -> StageConfig:
         if not Path(p).exists(): raise FileNotFoundError(f"{cfg.stage}: data file not found: {p}")
     if cfg.image_root is not None and not Path(cfg.image_root).is_dir():
         raise FileNotFoundError(f"{cfg.stage}: image_root is not a folder: {cfg.image_root}")
+    if cfg.loss_weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"{cfg.stage}: loss_weighting {cfg.loss_weighting!r} is not one of {', '.join(LOSS_WEIGHTINGS)}")
     if not cfg.lr: raise ValueError(f"{cfg.stage}: field 'lr' names no trainable module (one of {', '.join(MODULES)})")
     for name, lr in cfg.lr.items():
         if name not in MODULES: raise ValueError(f"{cfg.stage}: lr names unknown module {name!r}; expected one of {', '.join(MODULES)}")
@@ -224,13 +230,24 @@ def padding_fraction(batch: dict) -> float:
     return (batch["sample_index"] < 0).float().mean().item()
 
 # %% ../nbs/07_train.ipynb #3e0d3ae9
-def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    "Summed next-token cross-entropy over positions whose label is not -100 (fp32 whatever the logits' dtype)."
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+def target_weights(labels: torch.Tensor, sample_index: torch.Tensor, weighting: str = "token") -> torch.Tensor:
+    "Weight of each next-token target [B, L-1] (0 where the label is -100) under a `LOSS_WEIGHTINGS` scheme."
+    keep = labels[:, 1:] != IGNORE_INDEX
+    if weighting == "token": return keep.float()
+    owner = sample_index[:, 1:][keep]
+    counts = torch.zeros(int(sample_index.max()) + 1, device=labels.device).index_add_(0, owner, torch.ones_like(owner, dtype=torch.float))
+    weights = torch.zeros(keep.shape, device=labels.device)
+    weights[keep] = counts[owner] ** -LOSS_WEIGHTINGS[weighting]
+    return weights
 
-def n_targets(batch: dict) -> int:
-    "Target tokens of a batch: labels other than -100, after the one-token shift."
-    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    "Summed (or `weights`-weighted) next-token cross-entropy over positions whose label is not -100, in fp32."
+    losses = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="none")
+    return losses.sum() if weights is None else (losses * weights.flatten()).sum()
+
+def n_targets(batch: dict, weighting: str = "token") -> float:
+    "Target tokens of a batch (labels other than -100, after the one-token shift), each counted with its weight."
+    return float(target_weights(batch["labels"], batch["sample_index"], weighting).sum())
 
 def per_sample_losses(logits: torch.Tensor, batch: dict) -> torch.Tensor:
     "Mean next-token loss of each sample of a packed or padded batch, in sample order."
@@ -461,9 +478,9 @@ def _trainable(params: Iterable[nn.Parameter]) -> list[nn.Parameter]: return [p 
 
 class StageModule(nn.Module):
     "The model plus what a stage trains beside it (stage 0's contrastive head); forward(batch) -> (summed LM loss, auxiliary loss)."
-    def __init__(self, model: nn.Module, contrastive: bool = False, head_dim: int = 128):
+    def __init__(self, model: nn.Module, contrastive: bool = False, head_dim: int = 128, loss_weighting: str = "token"):
         super().__init__()
-        self.model = model
+        self.model, self.loss_weighting = model, loss_weighting
         self.contrastive_head = (SigLipHead(model.config.vision_config.hidden_size, model.config.text_config.hidden_size, head_dim)
                                  if contrastive else None)
 
@@ -479,16 +496,17 @@ class StageModule(nn.Module):
 
     def forward(self, input_ids, labels, sample_index, position_ids=None, attention_mask=None, pixel_values=None,
                 image_sizes=None, batch_num_images=None, image_owner=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "(next-token loss summed over targets, contrastive loss of the batch's image-text pairs or 0)."
+        "(next-token loss summed over targets with their `loss_weighting` weights, contrastive loss of the batch's image-text pairs or 0)."
         m, aux = self.model, torch.zeros((), device=input_ids.device)
+        weights = None if self.loss_weighting == "token" else target_weights(labels, sample_index, self.loss_weighting)
         if self.contrastive_head is None:
             out = m(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, pixel_values=pixel_values,
                     image_sizes=image_sizes, batch_num_images=batch_num_images, use_cache=False)
-            lm = token_loss_sum(out.logits, labels)
+            lm = token_loss_sum(out.logits, labels, weights)
         else:
             out = m.language_model(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
                                    output_hidden_states=True, use_cache=False)
-            lm = token_loss_sum(out.logits, labels)
+            lm = token_loss_sum(out.logits, labels, weights)
             if pixel_values is not None:
                 text = segment_mean(out.hidden_states[-1], sample_index, int(sample_index.max()) + 1)[image_owner]
                 image = self._tower_features(pixel_values).mean(1)
@@ -542,7 +560,7 @@ def train_step(net: nn.Module, optimizer, batches: list[dict], cfg: StageConfig,
     "Accumulate gradients over this rank's micro batches, clip, step; return global loss, grad norm and token counts."
     world = dist.get_world_size() if dist.is_initialized() else 1
     n_micro = cfg.global_batch // cfg.micro_batch  # micro batches in the global batch, all ranks together
-    n_tokens, = _all_sum([sum(n_targets(b) for b in batches)], device)
+    n_tokens, = _all_sum([sum(n_targets(b, cfg.loss_weighting) for b in batches)], device)
     lm_total = aux_total = 0.0
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
@@ -590,7 +608,7 @@ def train(config: str | os.PathLike | dict | StageConfig, progress: bool = True,
     random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     records = load_records(cfg.data)
     model, processor = load_stage_model(cfg, records, rank)
-    net = StageModule(model, contrastive=cfg.stage == "stage0").to(device)
+    net = StageModule(model, contrastive=cfg.stage == "stage0", loss_weighting=cfg.loss_weighting).to(device)
     if cfg.grad_ckpt: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if world > 1 or cfg.fsdp:
         shard_model(net, model, bf16=device.type == "cuda")
