@@ -126,7 +126,8 @@ def _pretrain(args) -> int:
 def _quickstart(args) -> int:
     "The whole recipe on the tiny world; prints step timings and the results table."
     from mammoth_min.quickstart import QuickstartConfig, quickstart
-    sized = {k: v for k in ("n_images", "align_slots", "align_data", "loss_weighting") if (v := getattr(args, k)) is not None}
+    sized = {k: v for k in ("n_images", "align_slots", "align_data", "align_in_stage2", "loss_weighting")
+             if (v := getattr(args, k)) is not None}
     cfg = QuickstartConfig(out=args.out, seed=args.seed, start=args.start, max_steps=args.max_steps, fresh=args.fresh, **sized)
     result = quickstart(cfg)
     print("\nwall time per step (s):")
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="slots of another world whose pictures stage 1 trains on (default: QuickstartConfig's; 0: captions only)")
     p.add_argument("--align-data", choices=["questions", "described"], default=None,
                    help="stage 1's records about those pictures: one-word questions or descriptions in words (default: questions)")
+    p.add_argument("--align-in-stage2", action=argparse.BooleanOptionalAction, default=None,
+                   help="train stage 2 on stage 1's records too (default: QuickstartConfig's, yes)")
     p.add_argument("--loss-weighting", choices=["token", "square", "sample"], default=None,
                    help="how each answer's tokens weigh in the training loss (default: QuickstartConfig's, token)")
     p.add_argument("--seed", type=int, default=0)

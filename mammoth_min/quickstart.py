@@ -7,7 +7,7 @@ Docs: https://mammoth-min.github.io/mammoth_min/quickstart.html.md"""
 
 # %% ../nbs/09_quickstart.ipynb #a32daf1d
 from __future__ import annotations
-import dataclasses, hashlib, json, random, shutil, time
+import dataclasses, hashlib, json, os, random, shutil, time
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +32,7 @@ class QuickstartConfig:
     start: str = "pretrained"  # "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
     align_slots: int = 2500  # start="pretrained" only: stage 1 on the pictures of slots of world ALIGN_SEED + seed (0: on the captions)
     align_data: str = "questions"  # what stage 1 says about them: "questions" (ALIGN_TASKS) or "described" (each in words)
+    align_in_stage2: bool = True  # stage 2 trains on the align records too, as LLaVA-1.5 keeps short-answer VQA in its SFT mix
     stage0_epochs: int = 1  # start="scratch" only
     stage1_epochs: int = 1
     stage2_epochs: int = 1
@@ -155,6 +156,10 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, aligned: dic
             stages[0].template, stages[1].lr = PRETRAINED_STAGE1_TEMPLATE, dict(PRETRAINED_SFT)
             if aligned:  # another world's pictures, with questions about them or described in words, instead of the captions
                 stages[0].data, stages[0].image_root = [aligned["records"]], aligned["dir"]
+                if cfg.align_in_stage2:  # stage 2 reads pictures from the world's folder: point the paths there
+                    again = [{**r, "image": os.path.relpath(Path(aligned["dir"]) / r["image"], world["dir"])}
+                             for r in read_records(aligned["records"])]
+                    stages[1].data = [*stages[1].data, str(write_records(again, folder / "data" / "align.jsonl"))]
         else:
             stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
         stages[-2].epochs, stages[-1].epochs = cfg.stage1_epochs, cfg.stage2_epochs
@@ -228,7 +233,7 @@ def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None
 STEP_SETTINGS = {"world": ("n_images", "seed"), "synth": ("hallucination_rate", "evolve_rounds"), "filter": (),
                  "align": ("seed", "align_slots", "align_data"),
                  "train": ("seed", "start", "synth_fraction", "stage0_epochs", "stage1_epochs", "stage2_epochs",
-                           "pixel_shuffle_factor", "max_steps", "loss_weighting"),
+                           "pixel_shuffle_factor", "max_steps", "loss_weighting", "align_in_stage2"),
                  "eval": ("eval_limit", "eval_tokens")}
 
 def markdown_table(df: pd.DataFrame) -> str:
