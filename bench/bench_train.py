@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import yaml
 
 HERE = Path(__file__).resolve()
-PAD_MICRO = 4  # stage-2 default micro batch
+PAD_MICRO = 4  # records per micro batch in the padding table (stage 2's default until bench_pack)
 
 
 def worker(config: str, out_prefix: str):
@@ -129,10 +129,9 @@ def main():
         "The tiny model (1.3 M parameters) is dominated by Python/dispatch overhead and image preprocessing inside the "
         "step, not by matmuls, so nothing here predicts GPU throughput. Peak RSS per rank is mostly the interpreter + "
         "torch + transformers (~0.45 GiB each), not the model (5 MiB of fp32 weights): sharding saves nothing visible "
-        "at this size, and each extra rank costs a full interpreter. Padding: first-fit packing into rows of "
-        f"max_length vs one padded row per sample, over the first 64 stage-2 records in micro batches of {PAD_MICRO} "
-        "(the stage-2 default); the log column is the runs' own padding (micro batch 2, where packing fits both "
-        "samples in one row).")
+        "at this size, and each extra rank costs a full interpreter. Padding: first-fit-decreasing packing into rows of "
+        f"max_length vs one padded row per sample, over the first 64 stage-2 records in micro batches of {PAD_MICRO}"
+        "; the log column is the runs' own padding (micro batch 2, rows of the stage's pack_length).")
 
 
 if __name__ == "__main__":

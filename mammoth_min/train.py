@@ -54,8 +54,9 @@ class StageConfig:
     micro_batch: int = 4  # records per forward pass on one rank
     epochs: int = 1
     max_steps: int | None = None  # stop early (tests, smoke runs)
-    max_length: int = 1024  # tokens per sample (truncation) and per packed row
+    max_length: int = 1024  # tokens per sample (truncation)
     pack: bool = True  # pack several samples per row instead of padding each
+    pack_length: int | None = None  # tokens per packed row (None: max_length); a longer sample gets a row alone
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
@@ -68,13 +69,16 @@ class StageConfig:
     resume: bool = False  # continue from the newest complete checkpoint in out_dir, if any
 
 _TINY_SFT = {"language_model": 2e-3, "multi_modal_projector": 2e-4}  # vision tower frozen: see the note above
+_CPU_ROW = 320  # packed row length for SDPA on a CPU ("Short rows on a CPU" below)
 STAGES: dict[str, StageConfig] = {
     "stage0": StageConfig("stage0", template="plain", global_batch=16, micro_batch=8, epochs=2, warmup_ratio=0.05,
                           lr={"language_model": 1e-3, "vision_tower": 1e-3, "contrastive_head": 1e-3}),
-    "stage1": StageConfig("stage1", template="plain", global_batch=8, micro_batch=8,
+    "stage1": StageConfig("stage1", template="plain", global_batch=8, micro_batch=8, pack_length=_CPU_ROW,
                           lr={"multi_modal_projector": 1e-3}),
-    "stage2": StageConfig("stage2", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_SFT)),
-    "stage3": StageConfig("stage3", template="qwen_2_5", global_batch=16, micro_batch=4, lr=dict(_TINY_SFT)),
+    "stage2": StageConfig("stage2", template="qwen_2_5", global_batch=16, micro_batch=16, pack_length=_CPU_ROW,
+                          lr=dict(_TINY_SFT)),
+    "stage3": StageConfig("stage3", template="qwen_2_5", global_batch=16, micro_batch=16, pack_length=_CPU_ROW,
+                          lr=dict(_TINY_SFT)),
 }
 
 # %% ../nbs/07_train.ipynb #53077ec5
@@ -128,8 +132,9 @@ def validate_config(cfg: StageConfig, world_size: int = 1) -> StageConfig:
         if not lr > 0: raise ValueError(f"{cfg.stage}: lr for {name!r} must be > 0, got {lr}")
     if "contrastive_head" in cfg.lr and cfg.stage != "stage0":
         raise ValueError(f"{cfg.stage}: 'contrastive_head' exists only in stage0")
-    for name in ("global_batch", "micro_batch", "epochs", "max_length"):
-        if getattr(cfg, name) < 1: raise ValueError(f"{cfg.stage}: {name} must be >= 1, got {getattr(cfg, name)}")
+    for name in ("global_batch", "micro_batch", "epochs", "max_length", "pack_length"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1: raise ValueError(f"{cfg.stage}: {name} must be >= 1, got {value}")
     if cfg.global_batch % (world_size * cfg.micro_batch):
         raise ValueError(f"{cfg.stage}: global_batch {cfg.global_batch} is not divisible by world_size {world_size} "
                          f"x micro_batch {cfg.micro_batch} = {world_size * cfg.micro_batch}")
@@ -174,9 +179,11 @@ def rank_micro_batches(global_batch: list[int], rank: int, world_size: int, micr
 # %% ../nbs/07_train.ipynb #0da20247
 IGNORE_INDEX = -100
 
-def _first_fit(lengths: list[int], capacity: int) -> list[list[int]]:
+def _first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
+    "Indices into `lengths` grouped in rows of at most `capacity` (one longer item gets a row alone), longest placed first."
     rows, used = [], []
-    for i, n in enumerate(lengths):
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        n = lengths[i]
         for r, u in enumerate(used):
             if u + n <= capacity: rows[r].append(i); used[r] += n; break
         else: rows.append([i]); used.append(n)
@@ -194,7 +201,7 @@ def _stack_images(samples: list[dict], indices: list[int]) -> dict:
 
 def pack_samples(samples: list[dict], max_length: int, pad_id: int) -> dict:
     "Pack tokenized samples into rows of at most `max_length` tokens with per-sample position ids and no cross-sample targets."
-    rows = _first_fit([len(s["input_ids"]) for s in samples], max_length)
+    rows = _first_fit_decreasing([len(s["input_ids"]) for s in samples], max_length)
     width = max(sum(len(samples[i]["input_ids"]) for i in row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full_like(ids, IGNORE_INDEX)
@@ -553,7 +560,7 @@ def make_batch(samples: list[dict | None], cfg: StageConfig, pad_id: int) -> dic
     samples = [s for s in samples if s is not None]
     if not samples:  # every record skipped: a batch with no targets keeps this rank in step with the others
         samples = [{"input_ids": torch.tensor([pad_id, pad_id]), "labels": torch.tensor([IGNORE_INDEX, IGNORE_INDEX])}]
-    return pack_samples(samples, cfg.max_length, pad_id) if cfg.pack else pad_samples(samples, pad_id)
+    return pack_samples(samples, cfg.pack_length or cfg.max_length, pad_id) if cfg.pack else pad_samples(samples, pad_id)
 
 def _all_sum(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
