@@ -524,9 +524,9 @@ def paired_bootstrap(run: EvalResult, baseline: EvalResult, n_boot: int = 2000, 
 
 # %% ../nbs/08_eval.ipynb #afb616ec
 def image_swap_gap(model, processor, records: Sequence[dict], image_root: str | Path | None, by: str = "category",
-                   progress: bool = True) -> pd.DataFrame:
+                   progress: bool = True, batch_size: int = 8) -> pd.DataFrame:
     "Per group: NLL per answer token of the reference reply with the record's own images vs another record's, and the gap."
-    import torch
+    import torch, torch.nn.functional as F
     with_images = [r for r in records if image_paths(r)]
     if not with_images: raise ValueError("image_swap_gap: none of the records has an image")
     by_count = defaultdict(list)
@@ -536,18 +536,21 @@ def image_swap_gap(model, processor, records: Sequence[dict], image_root: str | 
         for i, r in enumerate(group):
             others = (group[(i + k) % len(group)] for k in range(1, len(group)))
             donors[r["id"]] = next((o for o in others if image_paths(o) != image_paths(r)), r)
+    # a record with no other picture among those with as many images has nothing to swap in
+    pairs = [(r, donors[r["id"]]) for r in with_images if donors[r["id"]] is not r]
     totals = defaultdict(lambda: [0.0, 0.0, 0])  # group -> [nll own, nll swapped, answer tokens]
     model.eval()
-    for r in tqdm(with_images, desc="image swap", unit="rec", disable=not progress):
-        donor = donors[r["id"]]
-        if donor is r: continue  # no record with as many images shows other images: nothing to swap with
-        group = (r.get("metadata") or {}).get(by)
-        for slot, images in ((0, processor.load_images(r, image_root)), (1, processor.load_images(donor, image_root))):
-            batch = processor([r], images=[images])
-            n = int((batch["labels"][:, 1:] != -100).sum())
-            with torch.no_grad(): loss = model(**batch).loss
-            totals[group][slot] += float(loss) * n
-            if slot == 0: totals[group][2] += n
+    for start in tqdm(range(0, len(pairs), batch_size), desc="image swap", unit="batch", disable=not progress):
+        chunk = pairs[start:start + batch_size]
+        nll = []  # per record: summed NLL of its reply, with its own images, then with the donor's
+        for source in (0, 1):  # both batches hold the same tokens in the same places; only the pictures differ
+            batch = processor([r for r, _ in chunk], images=[processor.load_images(pair[source], image_root) for pair in chunk])
+            labels = batch.pop("labels")[:, 1:]
+            with torch.no_grad(): logits = model(**batch).logits[:, :-1].float()
+            nll.append(F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none").sum(1))
+        for (r, _), own, swapped, n in zip(chunk, *nll, (labels != -100).sum(1)):
+            t = totals[(r.get("metadata") or {}).get(by)]
+            t[0] += float(own); t[1] += float(swapped); t[2] += int(n)
     rows = {g: [t[2], t[0] / t[2], t[1] / t[2], (t[1] - t[0]) / t[2]] for g, t in sorted(totals.items(), key=lambda kv: str(kv[0]))}
     columns = ["answer tokens", "nll own image", "nll swapped image", "gap (nats/token)"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).astype({"answer tokens": int})  # empty: no record had another image to swap in
