@@ -9,6 +9,7 @@ spells fall on all of them alike. Appends to bench/results.md.
 Usage: python bench/bench_pack.py [--run runs/quickstart] [--steps 30]
 """
 import argparse, json, os, tempfile, time
+from statistics import fmean
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,8 +52,6 @@ class Setting:
                 self.positions.append(sum(b["input_ids"].numel() for b in batches))
                 self.rows.append(sum(len(b["input_ids"]) for b in batches))
 
-    def mean(self, values: list[float]) -> float: return sum(values) / len(values)
-
 
 def measure(config: dict, settings: list[tuple[int, int]], steps: int, chunk: int = 5) -> list[Setting]:
     "Every setting warmed up, then `steps` timed steps each, taken `chunk` at a time in turn, so that a slow spell of the shared cores falls on all alike."
@@ -79,9 +78,9 @@ def main():
             raise SystemExit(f"{stage}: first-step losses differ across settings: {losses}")
         notes.append(f"{stage}: first-step loss {losses[0]:.5f} in every setting")
         for (mb, row), r in zip(settings, results):
-            s_per_step = r.mean(r.seconds)
-            table.append([stage, mb, row, f"{r.mean(r.rows):.1f}", f"{r.mean(r.positions):.0f}", f"{s_per_step:.3f}",
-                          f"{s_per_step / results[0].mean(results[0].seconds):.2f}x",
+            s_per_step = fmean(r.seconds)
+            table.append([stage, mb, row, f"{fmean(r.rows):.1f}", f"{fmean(r.positions):.0f}", f"{s_per_step:.3f}",
+                          f"{s_per_step / fmean(results[0].seconds):.2f}x",
                           f"{s_per_step * info['total_steps']:.0f} s ({info['total_steps']} steps)"])
     print_table(columns, table)
     append_section(

@@ -526,7 +526,8 @@ def paired_bootstrap(run: EvalResult, baseline: EvalResult, n_boot: int = 2000, 
 def image_swap_gap(model, processor, records: Sequence[dict], image_root: str | Path | None, by: str = "category",
                    progress: bool = True, batch_size: int = 8) -> pd.DataFrame:
     "Per group: NLL per answer token of the reference reply with the record's own images vs another record's, and the gap."
-    import torch, torch.nn.functional as F
+    import torch
+    from mammoth_min.train import IGNORE_INDEX, target_losses
     with_images = [r for r in records if image_paths(r)]
     if not with_images: raise ValueError("image_swap_gap: none of the records has an image")
     by_count = defaultdict(list)
@@ -545,10 +546,9 @@ def image_swap_gap(model, processor, records: Sequence[dict], image_root: str | 
         nll = []  # per record: summed NLL of its reply, with its own images, then with the donor's
         for source in (0, 1):  # both batches hold the same tokens in the same places; only the pictures differ
             batch = processor([r for r, _ in chunk], images=[processor.load_images(pair[source], image_root) for pair in chunk])
-            labels = batch.pop("labels")[:, 1:]
-            with torch.no_grad(): logits = model(**batch).logits[:, :-1].float()
-            nll.append(F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none").sum(1))
-        for (r, _), own, swapped, n in zip(chunk, *nll, (labels != -100).sum(1)):
+            labels = batch.pop("labels")
+            with torch.no_grad(): nll.append(target_losses(model(**batch).logits, labels).sum(1))
+        for (r, _), own, swapped, n in zip(chunk, *nll, (labels[:, 1:] != IGNORE_INDEX).sum(1)):
             t = totals[(r.get("metadata") or {}).get(by)]
             t[0] += float(own); t[1] += float(swapped); t[2] += int(n)
     rows = {g: [t[2], t[0] / t[2], t[1] / t[2], (t[1] - t[0]) / t[2]] for g, t in sorted(totals.items(), key=lambda kv: str(kv[0]))}

@@ -20,12 +20,12 @@ from .core import atomic_dir, atomic_write, reduced
 # %% auto #0
 __all__ = ['MODULES', 'PAPER_STAGES', 'LOSS_WEIGHTINGS', 'STAGES', 'IGNORE_INDEX', 'IMAGE_KEYS', 'StageConfig', 'stage_defaults',
            'load_config', 'validate_config', 'ResumableSampler', 'rank_micro_batches', 'pack_samples', 'pad_samples',
-           'padding_fraction', 'per_sample_sum', 'target_weights', 'token_loss_sum', 'n_targets', 'per_sample_losses',
-           'module_of', 'param_groups', 'warmup_cosine', 'build_optimizer', 'init_distributed', 'decoder_blocks',
-           'apply_fsdp', 'shard_model', 'local_numel', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint',
-           'read_log', 'RunLog', 'plot_log', 'load_records', 'record_text', 'encode_record', 'encode_pretraining',
-           'SigLipHead', 'segment_mean', 'StageModule', 'load_stage_model', 'make_batch', 'train_step',
-           'save_consolidated', 'train', 'main', 'single_image', 'stage_mixes', 'world_stages']
+           'padding_fraction', 'per_sample_sum', 'target_weights', 'target_losses', 'token_loss_sum', 'n_targets',
+           'per_sample_losses', 'module_of', 'param_groups', 'warmup_cosine', 'build_optimizer', 'init_distributed',
+           'decoder_blocks', 'apply_fsdp', 'shard_model', 'local_numel', 'save_checkpoint', 'latest_checkpoint',
+           'load_checkpoint', 'read_log', 'RunLog', 'plot_log', 'load_records', 'record_text', 'encode_record',
+           'encode_pretraining', 'SigLipHead', 'segment_mean', 'StageModule', 'load_stage_model', 'make_batch',
+           'train_step', 'save_consolidated', 'train', 'main', 'single_image', 'stage_mixes', 'world_stages']
 
 # %% ../nbs/07_train.ipynb #c8e40bb0
 MODULES = ("vision_tower", "multi_modal_projector", "language_model", "contrastive_head")
@@ -252,14 +252,14 @@ def target_weights(labels: torch.Tensor, sample_index: torch.Tensor, weighting: 
     weights[keep] = counts[sample_index[:, 1:][keep]] ** -LOSS_WEIGHTINGS[weighting]
     return weights
 
-def _target_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def target_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "Next-token cross-entropy of each target [B, L-1] in fp32 (whatever the logits' dtype), 0 where the label is -100."
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX,
                            reduction="none").view(labels[:, 1:].shape)
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     "Summed (or `weights`-weighted) next-token cross-entropy over positions whose label is not -100."
-    losses = _target_losses(logits, labels)
+    losses = target_losses(logits, labels)
     return losses.sum() if weights is None else (losses * weights).sum()
 
 def n_targets(batch: dict, weighting: str = "token") -> float:
@@ -269,7 +269,7 @@ def n_targets(batch: dict, weighting: str = "token") -> float:
 def per_sample_losses(logits: torch.Tensor, batch: dict) -> torch.Tensor:
     "Mean next-token loss of each sample of a packed or padded batch, in sample order."
     labels, sample_index = batch["labels"], batch["sample_index"]
-    sums = per_sample_sum(_target_losses(logits, labels), labels, sample_index)
+    sums = per_sample_sum(target_losses(logits, labels), labels, sample_index)
     return sums / per_sample_sum(target_weights(labels, sample_index), labels, sample_index)
 
 # %% ../nbs/07_train.ipynb #276ada6c
