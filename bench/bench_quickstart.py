@@ -23,7 +23,7 @@ def main():
                    env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - start
     steps = {p.name.removesuffix(".done.json"): json.loads(p.read_text())["seconds"] for p in sorted(out.glob("*.done.json"))}
-    from mammoth_min.quickstart import PICTURE_ROW, markdown_table, results_table
+    from mammoth_min.quickstart import PICTURE_ROW, results_table
     table = results_table(out / "world", [str(out / "eval" / "model"), str(out / "eval" / "blind")])
     columns = ["step", "seconds"]
     rows = [[name, f"{seconds:.0f}"] for name, seconds in steps.items()] + [["whole command", f"{wall:.0f}"]]
@@ -36,7 +36,8 @@ def main():
                 f"answer prior {a['answer prior']:.3f}, chance {a['chance']:.3f}")
     append_section(f"bench_quickstart: `mammoth-min quickstart --fresh`, {slots} image slots", columns, rows,
                    f"Held-out overall accuracy {scores('overall')}; on the questions with a picture {scores(PICTURE_ROW)}. "
-                   "Per category:\n\n" + markdown_table(table))
+                   "The run's results.md (per category; model - blind and blind - chance with paired-bootstrap intervals; "
+                   "the image-swap test):\n\n" + (out / "results.md").read_text())
 
 
 if __name__ == "__main__":

@@ -137,6 +137,8 @@ def _quickstart(args) -> int:
     print(result["table"].to_string(float_format=lambda x: f"{x:.3f}"))
     print("\nmodel - blind, with a 95% paired-bootstrap interval:")
     print(result["vs_blind"].to_string(float_format=lambda x: f"{x:.3f}"))
+    print("\nblind - chance (a uniform guess among each question's answers), with a 95% paired-bootstrap interval:")
+    print(result["blind_vs_chance"].to_string(float_format=lambda x: f"{x:.3f}"))
     print("\nimage-swap test: NLL per answer token with the record's own image vs another record's:")
     print(result["image_swap"].to_string(float_format=lambda x: f"{x:.3f}"))
     print(f"\ncheckpoint: {result['checkpoint']}  (chat with it: mammoth-min demo --ckpt {result['checkpoint']})")

@@ -471,15 +471,16 @@ def plot_comparison(table: pd.DataFrame, ax=None, title: str | None = None):
 
 # %% ../nbs/08_eval.ipynb #52bcef88
 def chance_result(records: Sequence[dict], name: str = "chance") -> EvalResult:
-    "Expected score of uniform guessing: 1/len(options) for multiple choice, 0 for open answers."
+    "Expected score of a uniform guess among the option letters, or among `metadata.answer_space`; 0 without either."
     records = list(records)
     _check_scorable(records)
     samples = []
     for r in records:
         meta = r.get("metadata") or {}
         how = pick_scorer(r)
-        samples.append({"id": r["id"], "prompt": question_text(r), "prediction": None, "target": meta["answer"],
-                        "score": 1 / len(meta["options"]) if how == "mc" and meta.get("options") else 0.0,
+        guesses = string.ascii_uppercase[:len(meta["options"])] if how == "mc" and meta.get("options") else meta.get("answer_space") or []
+        score = sum(SCORERS[how](g, meta) for g in guesses) / len(guesses) if guesses else 0.0  # the scorer's partial credit counts too
+        samples.append({"id": r["id"], "prompt": question_text(r), "prediction": None, "target": meta["answer"], "score": score,
                         "scorer": how, "category": meta.get("category"), "qtype": meta.get("qtype"), "task": meta.get("task")})
     return EvalResult(samples, name, {"baseline": "uniform guess"})
 

@@ -46,6 +46,7 @@ class Metadata(TypedDict, total=False):
     qtype: str              # one of SEED_QTYPES
     answer: str             # short ground truth; for multiple choice the letter
     options: list[str]      # multiple-choice options, in letter order
+    answer_space: list[str] # every answer an open question can have (the chance baseline guesses among them)
     scene: dict | list      # tiny-world scene graph (a list of them for multi-image records)
     source: str
 
@@ -155,6 +156,11 @@ def _check_metadata(meta, err) -> None:
         if not _is_str_list(options) or not options: err("metadata.options", "must be a non-empty list of strings")
         elif meta.get("task") == "mc" and meta.get("answer") not in _letters(len(options)):
             err("metadata.answer", f"{meta.get('answer')!r} is not an option letter in {_letters(len(options))}")
+    if "answer_space" in meta:
+        space = meta["answer_space"]
+        if not _is_str_list(space) or not space: err("metadata.answer_space", "must be a non-empty list of strings")
+        elif "answer" in meta and meta["answer"] not in space:
+            err("metadata.answer", f"{meta['answer']!r} is not in metadata.answer_space ({len(space)} answers)")
     try: json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as e: err("metadata", f"not JSON-serialisable: {e}")
 

@@ -249,7 +249,8 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     settings = dataclasses.asdict(cfg)
     def inputs(step: str, **more) -> dict: return {**{k: settings[k] for k in STEP_SETTINGS[step]}, **more}
     timings: dict = {}
-    world = run_step("world", out, inputs("world"), _world_step(cfg), timings)
+    from mammoth_min.world import GENERATOR_VERSION
+    world = run_step("world", out, inputs("world", generator=GENERATOR_VERSION), _world_step(cfg), timings)
     synth = run_step("synth", out, inputs("synth", after=world["key"]), _synth_step(cfg, world), timings)
     filtered = run_step("filter", out, inputs("filter", after=synth["key"]), _filter_step(cfg, world, synth), timings)
     aligned = (run_step("align", out, inputs("align", align_seed=ALIGN_SEED), _align_step(cfg), timings)
@@ -264,15 +265,21 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     evaluated = run_step("eval", out, inputs("eval", after=trained["key"]), _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)
-    from mammoth_min.eval import EvalResult, paired_bootstrap
-    runs, test = [EvalResult.load(d) for d in evaluated["runs"]], scored_test(world["dir"], cfg.eval_limit)
-    vs_blind, pictured = paired_bootstrap(*runs, by="category"), [with_picture(r, test) for r in runs]
-    if pictured[0].samples:  # a bootstrap needs at least one question (a small eval_limit may pick only text ones)
-        vs_blind = below_overall(vs_blind, paired_bootstrap(*pictured).rename(index={"overall": PICTURE_ROW}))
+    from mammoth_min.eval import EvalResult, chance_result, paired_bootstrap
+    test = scored_test(world["dir"], cfg.eval_limit)
+    model, blind = [EvalResult.load(d) for d in evaluated["runs"]]
+    def difference(run: EvalResult, floor: EvalResult) -> pd.DataFrame:
+        "run - floor per category, and on the questions with a picture right under overall."
+        got = paired_bootstrap(run, floor, by="category")
+        if not with_picture(run, test).samples: return got  # a small eval_limit may pick only text questions
+        return below_overall(got, paired_bootstrap(with_picture(run, test), with_picture(floor, test)).rename(index={"overall": PICTURE_ROW}))
+    vs_blind, blind_vs_chance = difference(model, blind), difference(blind, chance_result(test))
     image_swap = pd.read_json(evaluated["image_swap"], orient="split")
     with atomic_write(out / "results.md") as f:
         f.write("\n\n".join([markdown_table(table), "model - blind, 95% paired bootstrap:", markdown_table(vs_blind),
+                              "blind - chance, 95% paired bootstrap:", markdown_table(blind_vs_chance),
                               "image-swap test (NLL per answer token):", markdown_table(image_swap)]) + "\n")
-    return {"timings": pd.DataFrame(timings).T, "table": table, "vs_blind": vs_blind, "image_swap": image_swap,
+    return {"timings": pd.DataFrame(timings).T, "table": table, "vs_blind": vs_blind, "blind_vs_chance": blind_vs_chance,
+            "image_swap": image_swap,
             "checkpoint": checkpoint["dir"], "out": str(out),
             "filtered": {k: filtered[k] for k in ("kept", "dropped", "reasons")}, "final_loss": trained["final_loss"]}

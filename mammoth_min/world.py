@@ -8,6 +8,7 @@ Docs: https://mammoth-min.github.io/mammoth_min/world.html.md"""
 from __future__ import annotations
 import functools, io, json, math, random, textwrap
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -17,15 +18,16 @@ from .core import atomic_write
 from .formats import CATEGORIES, IMAGE_TOKEN, SEED_QTYPES, image_paths, read_records, write_records
 
 # %% auto #0
-__all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'WORDS', 'POLYGONS', 'OPERATIONS', 'NUMBER_WORDS', 'SOURCE',
-           'CHANGES', 'SUPERSAMPLE', 'MC_SUFFIX', 'SHORT_SUFFIX', 'VQA_BUILDERS', 'MC_BUILDERS', 'CAPTION_PROMPTS',
-           'DETAIL_PROMPTS', 'CHANGE_OPTIONS', 'KIND_CYCLE', 'SAMPLE_WORLD', 'contrasting', 'sample_object_scene',
-           'sample_text_scene', 'sample_chart_scene', 'sample_math_scene', 'sample_pair', 'describe_object', 'at',
-           'article', 'plural', 'count_phrase', 'join_and', 'describe_change', 'render_scene', 'png_bytes',
-           'make_record', 'multiple_choice', 'caption_objects', 'detail_objects', 'first_applicable', 'object_records',
-           'text_records', 'chart_records', 'math_records', 'pair_records', 'language_record', 'slot_kind', 'slot_rng',
-           'make_slot', 'split_sizes', 'split_slots', 'build_world', 'load_world', 'world_texts', 'show_samples',
-           'sample_world_dir']
+__all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'PLACES', 'MAX_OBJECTS', 'WORDS', 'POLYGONS', 'OPERATIONS',
+           'NUMBER_WORDS', 'SOURCE', 'TEXT_NUMBERS', 'N_BARS', 'BAR_VALUES', 'BAR_LABELS', 'EXPRESSION_RESULTS',
+           'CHANGES', 'SUPERSAMPLE', 'MC_SUFFIX', 'SHORT_SUFFIX', 'COUNTS', 'VQA_BUILDERS', 'MC_BUILDERS',
+           'CAPTION_PROMPTS', 'DETAIL_PROMPTS', 'CHANGE_OPTIONS', 'KIND_CYCLE', 'GENERATOR_VERSION', 'SAMPLE_WORLD',
+           'contrasting', 'sample_object_scene', 'sample_text_scene', 'sample_chart_scene', 'sample_math_scene',
+           'sample_pair', 'describe_object', 'at', 'article', 'plural', 'count_phrase', 'join_and', 'describe_change',
+           'render_scene', 'png_bytes', 'make_record', 'multiple_choice', 'caption_objects', 'detail_objects',
+           'first_applicable', 'object_records', 'text_records', 'chart_records', 'math_records', 'pair_records',
+           'language_record', 'slot_kind', 'slot_rng', 'make_slot', 'split_sizes', 'split_slots', 'build_world',
+           'load_world', 'world_texts', 'show_samples', 'sample_world_dir']
 
 # %% ../nbs/02_world.ipynb #f1cc872d
 COLORS = {"red": (220, 40, 40), "green": (30, 170, 60), "blue": (40, 90, 235),
@@ -34,6 +36,8 @@ BACKGROUNDS = {"black": (20, 20, 20), "gray": (125, 125, 125), "white": (245, 24
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 SIZES = {"small": 0.27, "large": 0.43}  # object radius as a fraction of a grid cell
 POSITIONS = (("top left", "top", "top right"), ("left", "center", "right"), ("bottom left", "bottom", "bottom right"))
+PLACES = tuple(p for row in POSITIONS for p in row)  # the nine positions in reading order
+MAX_OBJECTS = 6  # an object scene holds 1 to 6 shapes, one per grid cell
 WORDS = ("cat", "dog", "sun", "map", "box", "key", "cup", "hat", "fish", "tree", "bird", "moon",
          "star", "boat", "cake", "frog", "lamp", "book", "house", "apple")
 POLYGONS = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon", 7: "heptagon", 8: "octagon"}
@@ -68,24 +72,29 @@ def _new_object(rng: random.Random, background: str, cell: int, image_size: int)
     obj = {"shape": rng.choice(SHAPES), "color": color, "size": rng.choice(tuple(SIZES))}
     return _place(rng, obj, cell, image_size)
 
-def sample_object_scene(rng: random.Random, image_size: int = 64, n_objects: tuple[int, int] = (1, 6)) -> dict:
+def sample_object_scene(rng: random.Random, image_size: int = 64, n_objects: tuple[int, int] = (1, MAX_OBJECTS)) -> dict:
     "An object scene: 1-6 shapes, at most one per cell of a 3x3 grid, on a plain background."
     background = rng.choice(tuple(BACKGROUNDS))
     cells = sorted(rng.sample(range(9), rng.randint(*n_objects)))
     objects = [_new_object(rng, background, cell, image_size) for cell in cells]
     return {"kind": "objects", "image_size": image_size, "background": background, "objects": objects}
 
+TEXT_NUMBERS = tuple(str(n) for n in range(1000))
+N_BARS, BAR_VALUES, BAR_LABELS = (3, 5), (1, 9), "ABCDE"  # a chart has 3-5 bars, A.., of integer values 1-9
+# every result of a one-digit expression (subtraction keeps it non-negative)
+EXPRESSION_RESULTS = tuple(map(str, sorted({r for a in range(10) for b in range(a + 1) for r in (a + b, a - b, a * b)})))
+
 def sample_text_scene(rng: random.Random, image_size: int = 64) -> dict:
     "A word from `WORDS` or a number up to 999, drawn large and centred."
     background = rng.choice(tuple(BACKGROUNDS))
-    text = rng.choice(WORDS) if rng.random() < 0.6 else str(rng.randint(0, 999))
+    text = rng.choice(WORDS) if rng.random() < 0.6 else rng.choice(TEXT_NUMBERS)
     color = rng.choice([c for c in COLORS if contrasting(c, background)])
     return {"kind": "text", "image_size": image_size, "background": background, "color": color, "text": text}
 
 def sample_chart_scene(rng: random.Random, image_size: int = 64) -> dict:
     "A bar chart: 3-5 bars labelled A.. with integer values 1-9 printed above them."
-    n = rng.randint(3, 5)
-    bars = [{"label": "ABCDE"[i], "value": rng.randint(1, 9)} for i in range(n)]
+    n = rng.randint(*N_BARS)
+    bars = [{"label": BAR_LABELS[i], "value": rng.randint(*BAR_VALUES)} for i in range(n)]
     color = rng.choice([c for c in COLORS if contrasting(c, "white")])
     return {"kind": "chart", "image_size": image_size, "background": "white", "color": color, "bars": bars}
 
@@ -255,10 +264,13 @@ MC_SUFFIX = "Answer with the option's letter from the given choices directly."
 SHORT_SUFFIX = "Answer the question using a single word or phrase."
 
 def make_record(rid: str, images: list[str], question: str, reply: str, *, category: str, task: str, answer: str,
-                scene=None, qtype: str | None = None, options: list[str] | None = None) -> dict:
+                scene=None, qtype: str | None = None, options: list[str] | None = None,
+                answer_space: Sequence[str] | None = None) -> dict:
     "One LLaVA-format record: a human turn with one `<image>` marker per image, the gpt reply, and metadata."
     if category not in CATEGORIES: raise ValueError(f"record {rid}: category {category!r} is not one of {CATEGORIES}")
     if qtype is not None and qtype not in SEED_QTYPES: raise ValueError(f"record {rid}: qtype {qtype!r} is not a SEED qtype")
+    if answer_space is not None and answer not in answer_space:
+        raise ValueError(f"record {rid}: answer {answer!r} is not in its answer_space ({len(answer_space)} answers)")
     rec = {"id": rid}
     if images: rec["image"] = images[0] if len(images) == 1 else list(images)
     rec["conversations"] = [{"from": "human", "value": f"{IMAGE_TOKEN}\n" * len(images) + question},
@@ -266,6 +278,7 @@ def make_record(rid: str, images: list[str], question: str, reply: str, *, categ
     meta = {"category": category, "task": task, "answer": answer, "source": SOURCE}
     if qtype: meta["qtype"] = qtype
     if options: meta["options"] = list(options)
+    if answer_space is not None: meta["answer_space"] = list(answer_space)
     if scene is not None: meta["scene"] = scene
     rec["metadata"] = meta
     return rec
@@ -301,43 +314,45 @@ def detail_objects(scene: dict) -> str:
     return " ".join(lines)
 
 # %% ../nbs/02_world.ipynb #2633ccd3
+COUNTS = tuple(str(k) for k in range(MAX_OBJECTS + 1))
+
 def _vqa_count(rng, sc):
     objs = sc["objects"]
     mode = rng.choice(("all", "shape", "color"))
-    if mode == "all": return "How many objects are in the image?", str(len(objs)), "Instances Counting"
+    if mode == "all": return "How many objects are in the image?", str(len(objs)), "Instances Counting", COUNTS[1:]
     if mode == "shape":
         s = rng.choice([o["shape"] for o in objs]) if rng.random() < 0.75 else rng.choice(SHAPES)
-        return f"How many {plural(s)} are there?", str(sum(o["shape"] == s for o in objs)), "Instances Counting"
+        return f"How many {plural(s)} are there?", str(sum(o["shape"] == s for o in objs)), "Instances Counting", COUNTS
     c = rng.choice([o["color"] for o in objs]) if rng.random() < 0.75 else rng.choice(tuple(COLORS))
-    return f"How many {c} objects are there?", str(sum(o["color"] == c for o in objs)), "Instances Counting"
+    return f"How many {c} objects are there?", str(sum(o["color"] == c for o in objs)), "Instances Counting", COUNTS
 
 def _vqa_color(rng, sc):
     single = _unique(sc["objects"], lambda o: o["shape"])
     if not single: return None
     o = rng.choice(single)
-    return rng.choice(("What color is the {s}?", "Which color does the {s} have?")).format(s=o["shape"]), o["color"], "Instance Attributes"
+    return rng.choice(("What color is the {s}?", "Which color does the {s} have?")).format(s=o["shape"]), o["color"], "Instance Attributes", tuple(COLORS)
 
 def _vqa_shape_at(rng, sc):
     o = rng.choice(sc["objects"])
-    return rng.choice(("What shape is {p}?", "Which shape can be seen {p}?")).format(p=at(o["position"])), o["shape"], "Instance Identity"
+    return rng.choice(("What shape is {p}?", "Which shape can be seen {p}?")).format(p=at(o["position"])), o["shape"], "Instance Identity", SHAPES
 
 def _vqa_where(rng, sc):
     o = rng.choice(_unique(sc["objects"], lambda o: (o["color"], o["shape"])) or [None])
     if o is None: return None
-    return rng.choice(("Where is the {d}?", "In which part of the image is the {d}?")).format(d=describe_object(o, False)), o["position"], "Instance Location"
+    return rng.choice(("Where is the {d}?", "In which part of the image is the {d}?")).format(d=describe_object(o, False)), o["position"], "Instance Location", PLACES
 
 def _vqa_size(rng, sc):
     o = rng.choice(_unique(sc["objects"], lambda o: (o["color"], o["shape"])) or [None])
     if o is None: return None
-    return f"Is the {describe_object(o, False)} small or large?", o["size"], "Instance Attributes"
+    return f"Is the {describe_object(o, False)} small or large?", o["size"], "Instance Attributes", tuple(SIZES)
 
 def _vqa_exists(rng, sc):
     present = {(o["color"], o["shape"]) for o in sc["objects"]}
     c, s = rng.choice(sorted(present)) if rng.random() < 0.5 else (rng.choice(tuple(COLORS)), rng.choice(SHAPES))
-    return f"Is there {article(c + ' ' + s)} in the image?", "yes" if (c, s) in present else "no", "Instance Identity"
+    return f"Is there {article(c + ' ' + s)} in the image?", "yes" if (c, s) in present else "no", "Instance Identity", ("yes", "no")
 
 def _vqa_background(rng, sc):
-    return rng.choice(("What color is the background?", "What is the background color?")), sc["background"], "Scene Understanding"
+    return rng.choice(("What color is the background?", "What is the background color?")), sc["background"], "Scene Understanding", tuple(BACKGROUNDS)
 
 VQA_BUILDERS = (_vqa_count, _vqa_count, _vqa_color, _vqa_shape_at, _vqa_where, _vqa_size, _vqa_exists, _vqa_background)
 
@@ -362,7 +377,7 @@ def _mc_location(rng, sc):
     single = _unique(sc["objects"], lambda o: (o["color"], o["shape"]))
     if not single: return None
     o = rng.choice(single)
-    return f"Where is the {describe_object(o, False)}?", o["position"], [p for row in POSITIONS for p in row], "Instance Location"
+    return f"Where is the {describe_object(o, False)}?", o["position"], list(PLACES), "Instance Location"
 
 def _mc_count(rng, sc):
     s = rng.choice([o["shape"] for o in sc["objects"]])
@@ -409,12 +424,12 @@ def object_records(rng: random.Random, rid: str, image: str, scene: dict) -> lis
                         category="Caption", task="detail", answer=detail_objects(scene), scene=scene)]
     asked = set()
     for k in range(2):
-        q, a, qtype = first_applicable(rng, VQA_BUILDERS, scene)
+        q, a, qtype, space = first_applicable(rng, VQA_BUILDERS, scene)
         if q in asked: continue  # a repeat adds nothing
         asked.add(q)
         prompt = q + ("\n" + SHORT_SUFFIX if rng.random() < 0.5 else "")
         recs.append(make_record(f"{rid}-vqa{k}", [image], prompt, a, category="General", task="vqa",
-                                answer=a, scene=scene, qtype=qtype))
+                                answer=a, scene=scene, qtype=qtype, answer_space=space))
     n_mc = 0
     for builder in rng.sample(MC_BUILDERS, len(MC_BUILDERS)):
         got = builder(rng, scene)
@@ -434,15 +449,19 @@ def text_records(rng: random.Random, rid: str, image: str, scene: dict) -> list[
     cap = f"The {what} \"{t}\" written in {scene['color']} on {article(scene['background'])} background."
     recs = [make_record(f"{rid}-cap", [image], rng.choice(CAPTION_PROMPTS), cap, category="Caption", task="caption",
                         answer=cap, scene=scene)]
-    q = rng.choice(("What is written in the image?", f"Which {what} is shown in the image?", "Read the text in the image."))
+    kind_space = WORDS if what == "word" else TEXT_NUMBERS  # "which word" tells what kind of text to expect
+    q, space = rng.choice((("What is written in the image?", WORDS + TEXT_NUMBERS), (f"Which {what} is shown in the image?", kind_space),
+                           ("Read the text in the image.", WORDS + TEXT_NUMBERS)))
     recs.append(make_record(f"{rid}-ocr0", [image], q, t, category="OCR", task="ocr", answer=t, scene=scene,
-                            qtype="Text Understanding"))
+                            qtype="Text Understanding", answer_space=space))
     if rng.random() < 0.5:
         q, a = f"What is the first {'digit' if what == 'number' else 'letter'} of the {what} in the image?", t[0]
+        space = sorted({s[0] for s in kind_space})
     else:
         q, a = f"How many {'digits' if what == 'number' else 'letters'} does the {what} in the image have?", str(len(t))
+        space = sorted({str(len(s)) for s in kind_space})
     recs.append(make_record(f"{rid}-ocr1", [image], q, a, category="OCR", task="ocr", answer=a, scene=scene,
-                            qtype="Text Understanding"))
+                            qtype="Text Understanding", answer_space=space))
     pool = [str(n) for n in rng.sample(range(1000), 12)] if what == "number" else list(WORDS)
     prompt, letter, options = multiple_choice(rng, f"Which {what} is written in the image?", t, pool)
     recs.append(make_record(f"{rid}-mc", [image], prompt, letter, category="OCR", task="mc", answer=letter,
@@ -460,16 +479,20 @@ def chart_records(rng: random.Random, rid: str, image: str, scene: dict) -> list
                         answer=cap, scene=scene),
             make_record(f"{rid}-detail", [image], rng.choice(DETAIL_PROMPTS), detail, category="Caption", task="detail",
                         answer=detail, scene=scene)]
-    values = [b["value"] for b in bars]
-    questions = [(f"What is the value of bar {b['label']}?", str(b["value"])) for b in rng.sample(bars, 2)]
-    questions += [("What is the sum of all the bars?", str(sum(values))), ("How many bars does the chart have?", str(len(bars)))]
+    values, (low, high), (fewest, most) = [b["value"] for b in bars], BAR_VALUES, N_BARS
+    span = lambda lo, hi: [str(v) for v in range(lo, hi + 1)]
+    questions = [(f"What is the value of bar {b['label']}?", str(b["value"]), span(low, high)) for b in rng.sample(bars, 2)]
+    questions += [("What is the sum of all the bars?", str(sum(values)), span(fewest * low, most * high)),
+                  ("How many bars does the chart have?", str(len(bars)), span(fewest, most))]
     a, b = rng.sample(bars, 2)
-    questions.append((f"By how much does bar {a['label']} differ from bar {b['label']}?", str(abs(a["value"] - b["value"]))))
+    questions.append((f"By how much does bar {a['label']} differ from bar {b['label']}?", str(abs(a["value"] - b["value"])),
+                      span(0, high - low)))
     for word, pick in (("highest", max), ("lowest", min)):
         if values.count(pick(values)) == 1:
-            questions.append((f"Which bar has the {word} value?", bars[values.index(pick(values))]["label"]))
-    for k, (q, a) in enumerate(rng.sample(questions, 2)):
-        recs.append(make_record(f"{rid}-chart{k}", [image], q, a, category="Chart", task="chart", answer=a, scene=scene))
+            questions.append((f"Which bar has the {word} value?", bars[values.index(pick(values))]["label"], list(BAR_LABELS[:most])))
+    for k, (q, a, space) in enumerate(rng.sample(questions, 2)):
+        recs.append(make_record(f"{rid}-chart{k}", [image], q, a, category="Chart", task="chart", answer=a, scene=scene,
+                                answer_space=space))
     return recs
 
 def math_records(rng: random.Random, rid: str, image: str, scene: dict) -> list[dict]:
@@ -478,23 +501,29 @@ def math_records(rng: random.Random, rid: str, image: str, scene: dict) -> list[
         e = f"{scene['a']} {scene['op']} {scene['b']}"
         cap = f"The expression {e} written in {scene['color']} on {article(scene['background'])} background."
         qs = [(rng.choice(("What is the value of the expression in the image?", "Compute the result shown in the image.")),
-               f"The image shows {e}. {e} = {scene['result']}. The answer is {scene['result']}.", str(scene["result"])),
+               f"The image shows {e}. {e} = {scene['result']}. The answer is {scene['result']}.", str(scene["result"]),
+               EXPRESSION_RESULTS),
               ("Which operation does the image show?", f"The sign between the numbers is {scene['op']}, so the operation is "
-               f"{OPERATIONS[scene['op']]}. The answer is {OPERATIONS[scene['op']]}.", OPERATIONS[scene["op"]])]
+               f"{OPERATIONS[scene['op']]}. The answer is {OPERATIONS[scene['op']]}.", OPERATIONS[scene["op"]],
+               tuple(OPERATIONS.values()))]
         picked = [qs[0]] + ([qs[1]] if rng.random() < 0.5 else [])
     else:
         n, name = scene["sides"], scene["name"]
         angles = (n - 2) * 180
         cap = f"{article(scene['color'] + ' ' + name).capitalize()} on {article(scene['background'])} background."
-        qs = [("How many sides does the shape in the image have?", f"The shape is {article(name)}. It has {n} sides. The answer is {n}.", str(n)),
+        qs = [("How many sides does the shape in the image have?", f"The shape is {article(name)}. It has {n} sides. The answer is {n}.", str(n),
+               [str(k) for k in POLYGONS]),
               ("What is the sum of the interior angles of the polygon in the image?",
-               f"The polygon has {n} sides, so its interior angles sum to ({n} - 2) x 180 = {angles} degrees. The answer is {angles}.", str(angles)),
-              ("What is the name of the polygon in the image?", f"It has {n} sides, so it is {article(name)}. The answer is {name}.", name)]
+               f"The polygon has {n} sides, so its interior angles sum to ({n} - 2) x 180 = {angles} degrees. The answer is {angles}.", str(angles),
+               [str((k - 2) * 180) for k in POLYGONS]),
+              ("What is the name of the polygon in the image?", f"It has {n} sides, so it is {article(name)}. The answer is {name}.", name,
+               tuple(POLYGONS.values()))]
         picked = rng.sample(qs, 2)
     recs = [make_record(f"{rid}-cap", [image], rng.choice(CAPTION_PROMPTS), cap, category="Caption", task="caption",
                         answer=cap, scene=scene)]
-    for k, (q, reply, a) in enumerate(picked):
-        recs.append(make_record(f"{rid}-math{k}", [image], q, reply, category="Code&Math", task="math", answer=a, scene=scene))
+    for k, (q, reply, a, space) in enumerate(picked):
+        recs.append(make_record(f"{rid}-math{k}", [image], q, reply, category="Code&Math", task="math", answer=a, scene=scene,
+                                answer_space=space))
     return recs
 
 CHANGE_OPTIONS = {"color": "an object changed color", "shape": "an object changed shape", "removed": "an object was removed",
@@ -516,27 +545,32 @@ def language_record(rng: random.Random, rid: str) -> dict:
     "A text-only item about numbers or the world's vocabulary (no image)."
     kind = rng.choice(("arithmetic", "sides", "letters", "larger", "vocabulary"))
     if kind == "arithmetic":
-        a, b, op = rng.randint(0, 20), rng.randint(0, 20), rng.choice(("+", "-"))
+        top = 20
+        a, b, op = rng.randint(0, top), rng.randint(0, top), rng.choice(("+", "-"))
         a, b = (b, a) if op == "-" and b > a else (a, b)
         r = a + b if op == "+" else a - b
-        q, reply, ans = f"What is {a} {op} {b}?", f"{a} {op} {b} = {r}.", str(r)
+        q, reply, ans, space = f"What is {a} {op} {b}?", f"{a} {op} {b} = {r}.", str(r), [str(v) for v in range(2 * top + 1)]
     elif kind == "sides":
         n = rng.choice(tuple(POLYGONS))
         q, reply, ans = f"How many sides does {article(POLYGONS[n])} have?", f"{article(POLYGONS[n]).capitalize()} has {n} sides.", str(n)
+        space = [str(k) for k in POLYGONS]
     elif kind == "letters":
         w = rng.choice(WORDS)
         q, reply, ans = f"How many letters are in the word \"{w}\"?", f"The word \"{w}\" has {len(w)} letters.", str(len(w))
+        space = sorted({str(len(s)) for s in WORDS})
     elif kind == "larger":
         a, b = rng.sample(range(100), 2)
-        q, reply, ans = f"Which number is larger, {a} or {b}?", f"{max(a, b)} is larger than {min(a, b)}.", str(max(a, b))
+        q, reply, ans, space = f"Which number is larger, {a} or {b}?", f"{max(a, b)} is larger than {min(a, b)}.", str(max(a, b)), [str(a), str(b)]
     else:
         w = rng.choice(tuple(COLORS) + SHAPES)
-        ans = "color" if w in COLORS else "shape"
+        ans, space = "color" if w in COLORS else "shape", ("color", "shape")
         q, reply = f"Is \"{w}\" the name of a color or of a shape?", f"\"{w}\" is the name of a {ans}."
-    return make_record(rid, [], q, reply, category="Language", task="text", answer=ans)
+    return make_record(rid, [], q, reply, category="Language", task="text", answer=ans, answer_space=space)
 
 # %% ../nbs/02_world.ipynb #65db9777
 KIND_CYCLE = ("objects", "objects", "text", "objects", "chart", "math", "pair")
+# bumped whenever make_slot writes other records, so that steps cached on a world (the quickstart's) redraw it
+GENERATOR_VERSION = 2  # 2: short answers carry metadata.answer_space
 
 def slot_kind(index: int) -> str:
     "What slot `index` draws: one of 'objects', 'text', 'chart', 'math', 'pair'."
