@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from .core import atomic_write
-from .formats import image_paths
+from .formats import image_paths, option_letters
 
 # %% auto #0
 __all__ = ['LETTERS', 'CONTRACTIONS', 'SCORERS', 'UNSCORABLE_TASKS', 'BLANK_FILL', 'NONE_GROUP', 'extract_choice', 'score_mc',
@@ -478,7 +478,7 @@ def chance_result(records: Sequence[dict], name: str = "chance") -> EvalResult:
     for r in records:
         meta = r.get("metadata") or {}
         how = pick_scorer(r)
-        guesses = string.ascii_uppercase[:len(meta["options"])] if how == "mc" and meta.get("options") else meta.get("answer_space") or []
+        guesses = option_letters(len(meta["options"])) if how == "mc" and meta.get("options") else meta.get("answer_space") or []
         score = sum(SCORERS[how](g, meta) for g in guesses) / len(guesses) if guesses else 0.0  # the scorer's partial credit counts too
         samples.append({"id": r["id"], "prompt": question_text(r), "prediction": None, "target": meta["answer"], "score": score,
                         "scorer": how, "category": meta.get("category"), "qtype": meta.get("qtype"), "task": meta.get("task")})

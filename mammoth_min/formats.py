@@ -20,12 +20,12 @@ from .core import atomic_write
 # %% auto #0
 __all__ = ['IMAGE_TOKEN', 'CATEGORIES', 'SEED_QTYPES', 'TASKS', 'ROLES', 'Turn', 'DEFAULT_MAX_PIXELS', 'MC_SUFFIX',
            'CAPTION_PROMPTS', 'VQA_SUFFIX', 'DATAOPTIM_MC_PREFIX', 'DATAOPTIM_MC_ANSWER', 'REC_PROMPT', 'REG_PROMPT',
-           'Metadata', 'Record', 'image_paths', 'Defect', 'RecordError', 'check_image', 'validate_record',
-           'normalize_record', 'validate_records', 'iter_records', 'read_records', 'validate_file', 'format_report',
-           'record_to_row', 'row_to_record', 'write_records', 'to_hf_dataset', 'from_hf_dataset', 'stream_records',
-           'format_options', 'format_box', 'from_dataengine', 'to_dataengine', 'from_dataoptim_caption',
-           'from_dataoptim_vqa', 'from_dataoptim_mc', 'from_dataoptim_grounding', 'to_dataoptim', 'category_of',
-           'category_summary', 'plot_categories']
+           'Metadata', 'Record', 'image_paths', 'Defect', 'RecordError', 'check_image', 'option_letters',
+           'validate_record', 'normalize_record', 'validate_records', 'iter_records', 'read_records', 'validate_file',
+           'format_report', 'record_to_row', 'row_to_record', 'write_records', 'to_hf_dataset', 'from_hf_dataset',
+           'stream_records', 'format_options', 'format_box', 'from_dataengine', 'to_dataengine',
+           'from_dataoptim_caption', 'from_dataoptim_vqa', 'from_dataoptim_mc', 'from_dataoptim_grounding',
+           'to_dataoptim', 'category_of', 'category_summary', 'plot_categories']
 
 # %% ../nbs/01_formats.ipynb #26c2618c
 IMAGE_TOKEN = "<image>"
@@ -154,8 +154,8 @@ def _check_metadata(meta, err) -> None:
     if "options" in meta:
         options = meta["options"]
         if not _is_str_list(options) or not options: err("metadata.options", "must be a non-empty list of strings")
-        elif meta.get("task") == "mc" and meta.get("answer") not in _letters(len(options)):
-            err("metadata.answer", f"{meta.get('answer')!r} is not an option letter in {_letters(len(options))}")
+        elif meta.get("task") == "mc" and meta.get("answer") not in option_letters(len(options)):
+            err("metadata.answer", f"{meta.get('answer')!r} is not an option letter in {option_letters(len(options))}")
     if "answer_space" in meta:
         space = meta["answer_space"]
         if not _is_str_list(space) or not space: err("metadata.answer_space", "must be a non-empty list of strings")
@@ -164,7 +164,9 @@ def _check_metadata(meta, err) -> None:
     try: json.dumps(meta, allow_nan=False)
     except (TypeError, ValueError) as e: err("metadata", f"not JSON-serialisable: {e}")
 
-def _letters(n: int) -> list[str]: return [chr(ord("A") + i) for i in range(n)]
+def option_letters(n: int) -> list[str]:
+    "The letters of `n` multiple-choice options: A, B, C, ..."
+    return [chr(ord("A") + i) for i in range(n)]
 
 # %% ../nbs/01_formats.ipynb #e8fec0b9
 def validate_record(record: Any, image_root: str | os.PathLike | None = None, *, max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -405,7 +407,7 @@ REG_PROMPT = "For the given image <image>, can you provide a unique description 
 
 def format_options(options: list[str]) -> str:
     "Options as lettered lines: 'A. first\\nB. second'."
-    return "\n".join(f"{letter}. {option}" for letter, option in zip(_letters(len(options)), options))
+    return "\n".join(f"{letter}. {option}" for letter, option in zip(option_letters(len(options)), options))
 
 def format_box(box) -> str:
     "A normalised box `[x0, y0, x1, y1]` with three decimals, as DataOptim and Shikra write it."
@@ -433,7 +435,7 @@ def from_dataengine(rec: dict, *, form: Literal["mc", "da"] = "mc", id: str | No
     qtype = _qtype_name(rec["qtype"])
     canonical = {k: rec[k] for k in ("instruction", "answer", "short_answer", "options", "image")}
     rid = id or _stable_id("dataengine", {**canonical, "choice_answer": letter, "qtype": qtype})
-    if letter not in _letters(len(rec["options"])): raise ValueError(f"{rid}: choice_answer {letter!r} is not a letter for {len(rec['options'])} options")
+    if letter not in option_letters(len(rec["options"])): raise ValueError(f"{rid}: choice_answer {letter!r} is not a letter for {len(rec['options'])} options")
     meta = {"category": "OCR" if qtype == "Text Understanding" else "General", "qtype": qtype, "options": list(rec["options"]),
             "long_answer": rec["answer"], "short_answer": rec["short_answer"], "source": "mllm-dataengine"}
     if form == "mc":
@@ -473,7 +475,7 @@ def from_dataoptim_vqa(id: str, image: str, question: str, answer: str) -> dict:
 
 def from_dataoptim_mc(id: str, image: str, question: str, options: list[str], answer_index: int) -> dict:
     "A multiple-choice record in DataOptim's A-OKVQA form, answered 'The correct option is X.'."
-    letter = _letters(len(options))[answer_index]
+    letter = option_letters(len(options))[answer_index]
     prompt = f"{IMAGE_TOKEN}\n{DATAOPTIM_MC_PREFIX}{question}\n{format_options(options)}\n"
     return _dataoptim_record(id, image, prompt, DATAOPTIM_MC_ANSWER.format(letter=letter),
                              {"category": "General", "task": "mc", "answer": letter, "options": list(options)})

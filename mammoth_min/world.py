@@ -18,16 +18,16 @@ from .core import atomic_write
 from .formats import CATEGORIES, IMAGE_TOKEN, SEED_QTYPES, image_paths, read_records, write_records
 
 # %% auto #0
-__all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'PLACES', 'MAX_OBJECTS', 'WORDS', 'POLYGONS', 'OPERATIONS',
-           'NUMBER_WORDS', 'SOURCE', 'TEXT_NUMBERS', 'N_BARS', 'BAR_VALUES', 'BAR_LABELS', 'EXPRESSION_RESULTS',
-           'CHANGES', 'SUPERSAMPLE', 'MC_SUFFIX', 'SHORT_SUFFIX', 'COUNTS', 'VQA_BUILDERS', 'MC_BUILDERS',
-           'CAPTION_PROMPTS', 'DETAIL_PROMPTS', 'CHANGE_OPTIONS', 'KIND_CYCLE', 'GENERATOR_VERSION', 'SAMPLE_WORLD',
-           'contrasting', 'sample_object_scene', 'sample_text_scene', 'sample_chart_scene', 'sample_math_scene',
-           'sample_pair', 'describe_object', 'at', 'article', 'plural', 'count_phrase', 'join_and', 'describe_change',
-           'render_scene', 'png_bytes', 'make_record', 'multiple_choice', 'caption_objects', 'detail_objects',
-           'first_applicable', 'object_records', 'text_records', 'chart_records', 'math_records', 'pair_records',
-           'language_record', 'slot_kind', 'slot_rng', 'make_slot', 'split_sizes', 'split_slots', 'build_world',
-           'load_world', 'world_texts', 'show_samples', 'sample_world_dir']
+__all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'PLACES', 'MAX_OBJECTS', 'WORDS', 'POLYGONS', 'SIDES',
+           'OPERATIONS', 'NUMBER_WORDS', 'SOURCE', 'TEXT_NUMBERS', 'N_BARS', 'BAR_VALUES', 'BAR_LABELS',
+           'EXPRESSION_RESULTS', 'CHANGES', 'SUPERSAMPLE', 'MC_SUFFIX', 'SHORT_SUFFIX', 'COUNTS', 'VQA_BUILDERS',
+           'MC_BUILDERS', 'CAPTION_PROMPTS', 'DETAIL_PROMPTS', 'CHANGE_OPTIONS', 'KIND_CYCLE', 'GENERATOR_VERSION',
+           'SAMPLE_WORLD', 'numbers', 'contrasting', 'sample_object_scene', 'sample_text_scene', 'sample_chart_scene',
+           'sample_math_scene', 'sample_pair', 'describe_object', 'at', 'article', 'plural', 'count_phrase', 'join_and',
+           'describe_change', 'render_scene', 'png_bytes', 'make_record', 'multiple_choice', 'caption_objects',
+           'detail_objects', 'first_applicable', 'object_records', 'text_records', 'chart_records', 'math_records',
+           'pair_records', 'language_record', 'slot_kind', 'slot_rng', 'make_slot', 'split_sizes', 'split_slots',
+           'build_world', 'load_world', 'world_texts', 'show_samples', 'sample_world_dir']
 
 # %% ../nbs/02_world.ipynb #f1cc872d
 COLORS = {"red": (220, 40, 40), "green": (30, 170, 60), "blue": (40, 90, 235),
@@ -41,9 +41,14 @@ MAX_OBJECTS = 6  # an object scene holds 1 to 6 shapes, one per grid cell
 WORDS = ("cat", "dog", "sun", "map", "box", "key", "cup", "hat", "fish", "tree", "bird", "moon",
          "star", "boat", "cake", "frog", "lamp", "book", "house", "apple")
 POLYGONS = {3: "triangle", 4: "square", 5: "pentagon", 6: "hexagon", 7: "heptagon", 8: "octagon"}
+SIDES = tuple(str(n) for n in POLYGONS)  # a polygon's side count as an answer
 OPERATIONS = {"+": "addition", "-": "subtraction", "x": "multiplication"}
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 SOURCE = "tiny-world"
+
+def numbers(low: int, high: int) -> tuple[str, ...]:
+    "The whole numbers `low`..`high` as answers: an answer space."
+    return tuple(str(n) for n in range(low, high + 1))
 
 def _luminance(rgb) -> float: return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 255
 
@@ -79,7 +84,7 @@ def sample_object_scene(rng: random.Random, image_size: int = 64, n_objects: tup
     objects = [_new_object(rng, background, cell, image_size) for cell in cells]
     return {"kind": "objects", "image_size": image_size, "background": background, "objects": objects}
 
-TEXT_NUMBERS = tuple(str(n) for n in range(1000))
+TEXT_NUMBERS = numbers(0, 999)
 N_BARS, BAR_VALUES, BAR_LABELS = (3, 5), (1, 9), "ABCDE"  # a chart has 3-5 bars, A.., of integer values 1-9
 # every result of a one-digit expression (subtraction keeps it non-negative)
 EXPRESSION_RESULTS = tuple(map(str, sorted({r for a in range(10) for b in range(a + 1) for r in (a + b, a - b, a * b)})))
@@ -314,7 +319,7 @@ def detail_objects(scene: dict) -> str:
     return " ".join(lines)
 
 # %% ../nbs/02_world.ipynb #2633ccd3
-COUNTS = tuple(str(k) for k in range(MAX_OBJECTS + 1))
+COUNTS = numbers(0, MAX_OBJECTS)
 
 def _vqa_count(rng, sc):
     objs = sc["objects"]
@@ -480,13 +485,12 @@ def chart_records(rng: random.Random, rid: str, image: str, scene: dict) -> list
             make_record(f"{rid}-detail", [image], rng.choice(DETAIL_PROMPTS), detail, category="Caption", task="detail",
                         answer=detail, scene=scene)]
     values, (low, high), (fewest, most) = [b["value"] for b in bars], BAR_VALUES, N_BARS
-    span = lambda lo, hi: [str(v) for v in range(lo, hi + 1)]
-    questions = [(f"What is the value of bar {b['label']}?", str(b["value"]), span(low, high)) for b in rng.sample(bars, 2)]
-    questions += [("What is the sum of all the bars?", str(sum(values)), span(fewest * low, most * high)),
-                  ("How many bars does the chart have?", str(len(bars)), span(fewest, most))]
+    questions = [(f"What is the value of bar {b['label']}?", str(b["value"]), numbers(low, high)) for b in rng.sample(bars, 2)]
+    questions += [("What is the sum of all the bars?", str(sum(values)), numbers(fewest * low, most * high)),
+                  ("How many bars does the chart have?", str(len(bars)), numbers(fewest, most))]
     a, b = rng.sample(bars, 2)
     questions.append((f"By how much does bar {a['label']} differ from bar {b['label']}?", str(abs(a["value"] - b["value"])),
-                      span(0, high - low)))
+                      numbers(0, high - low)))
     for word, pick in (("highest", max), ("lowest", min)):
         if values.count(pick(values)) == 1:
             questions.append((f"Which bar has the {word} value?", bars[values.index(pick(values))]["label"], list(BAR_LABELS[:most])))
@@ -511,8 +515,7 @@ def math_records(rng: random.Random, rid: str, image: str, scene: dict) -> list[
         n, name = scene["sides"], scene["name"]
         angles = (n - 2) * 180
         cap = f"{article(scene['color'] + ' ' + name).capitalize()} on {article(scene['background'])} background."
-        qs = [("How many sides does the shape in the image have?", f"The shape is {article(name)}. It has {n} sides. The answer is {n}.", str(n),
-               [str(k) for k in POLYGONS]),
+        qs = [("How many sides does the shape in the image have?", f"The shape is {article(name)}. It has {n} sides. The answer is {n}.", str(n), SIDES),
               ("What is the sum of the interior angles of the polygon in the image?",
                f"The polygon has {n} sides, so its interior angles sum to ({n} - 2) x 180 = {angles} degrees. The answer is {angles}.", str(angles),
                [str((k - 2) * 180) for k in POLYGONS]),
@@ -549,11 +552,11 @@ def language_record(rng: random.Random, rid: str) -> dict:
         a, b, op = rng.randint(0, top), rng.randint(0, top), rng.choice(("+", "-"))
         a, b = (b, a) if op == "-" and b > a else (a, b)
         r = a + b if op == "+" else a - b
-        q, reply, ans, space = f"What is {a} {op} {b}?", f"{a} {op} {b} = {r}.", str(r), [str(v) for v in range(2 * top + 1)]
+        q, reply, ans, space = f"What is {a} {op} {b}?", f"{a} {op} {b} = {r}.", str(r), numbers(0, 2 * top)
     elif kind == "sides":
         n = rng.choice(tuple(POLYGONS))
         q, reply, ans = f"How many sides does {article(POLYGONS[n])} have?", f"{article(POLYGONS[n]).capitalize()} has {n} sides.", str(n)
-        space = [str(k) for k in POLYGONS]
+        space = SIDES
     elif kind == "letters":
         w = rng.choice(WORDS)
         q, reply, ans = f"How many letters are in the word \"{w}\"?", f"The word \"{w}\" has {len(w)} letters.", str(len(w))
