@@ -41,9 +41,7 @@ class Setting:
         T, cfg = self.T, self.cfg
         for _ in range(steps):
             start = time.perf_counter()
-            micro = T.rank_micro_batches(self.sampler.next_global_batch(), 0, 1, cfg.micro_batch)
-            batches = [T.make_batch([T.encode_record(self.records[i], self.processor, cfg) for i in mb], cfg,
-                                    self.processor.tokenizer.pad_token_id) for mb in micro]
+            batches, _ = T.step_batches(self.sampler, self.records, self.processor, cfg)
             metrics = T.train_step(self.net, self.optimizer, batches, cfg, self.device)
             self.scheduler.step()
             if self.first_loss is None: self.first_loss = metrics["loss"]

@@ -51,12 +51,12 @@ def _base_steps(cfg: AblationConfig, out: Path, timings: dict) -> dict:
     from mammoth_min.synth import EvolveRecipe, RewriteRecipe, TeacherGenerator, run_synthesis
     from mammoth_min.filter import default_rules, filter_records
     from mammoth_min.train import stage_defaults, train, world_stages
-    from mammoth_min.world import build_world
+    from mammoth_min.world import GENERATOR_VERSION, build_world
 
     def world(folder):
         build_world(folder, n_images=cfg.n_images, seed=0, splits={"train": 0.8, "dev": 0.1, "test": 0.1}, progress=False)
         return {"dir": str(folder)}
-    w = run_step("world", out, {"n_images": cfg.n_images}, world, timings)
+    w = run_step("world", out, {"n_images": cfg.n_images, "generator": GENERATOR_VERSION}, world, timings)
 
     def synth(folder):
         seeds, teacher = read_records(Path(w["dir"]) / "train.jsonl"), TeacherGenerator(cfg.hallucination_rate, seed=0)

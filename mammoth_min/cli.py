@@ -10,7 +10,7 @@ import argparse, json, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['BUDGETS', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #a423130e
 def _world(args) -> int:
@@ -110,23 +110,26 @@ def _init(args) -> int:
           + f"\nnext: mammoth-min train stage1 init_from={out} data=[CAPTIONS.jsonl] image_root=IMAGES out_dir=runs/stage1")
     return 0
 
+BUDGETS = ("tower_slots", "tower_epochs", "lm_slots", "lm_epochs", "connector_slots", "connector_epochs")  # PretrainConfig fields on the command line
+
 def _pretrain(args) -> int:
-    "Pretrain the tiny tower and/or language model the quickstart starts from."
+    "Pretrain the tiny tower, language model and/or connector the quickstart starts from."
     from mammoth_min.pretrain import PretrainConfig, pretrain_parts
-    budget = {k: v for k in ("tower_slots", "tower_epochs", "lm_slots", "lm_epochs") if (v := getattr(args, k)) is not None}
+    budget = {k: v for k in BUDGETS if (v := getattr(args, k)) is not None}
     report = pretrain_parts(PretrainConfig(out=args.out, work=args.work, **budget), parts=tuple(args.parts))
     for part, figures in report.items():
         detail = figures["history"][-1] if part == "tower" else {"final_loss": round(figures["final_loss"], 3)}
         print(f"{part}: {figures['steps']} steps in {figures['seconds']} s; "
               + ", ".join(f"{k} {v:.3f}" for k, v in detail.items() if isinstance(v, float)))
-    print(f"parts in {args.out}: siglip/ and qwen2/ (mammoth-min init --vision {args.out}/siglip --llm {args.out}/qwen2 ...)")
+    print(f"parts in {args.out}: siglip/ and qwen2/ (mammoth-min init --vision {args.out}/siglip --llm {args.out}/qwen2 ...), "
+          f"connector/ (mammoth-min train stage2 init_from={args.out}/connector ...)")
     return 0
 
 # %% ../nbs/99_cli.ipynb #1dd11240
 def _quickstart(args) -> int:
     "The whole recipe on the tiny world; prints step timings and the results table."
     from mammoth_min.quickstart import QuickstartConfig, quickstart
-    sized = {k: v for k in ("n_images", "align_slots", "align_data", "align_in_stage2", "loss_weighting")
+    sized = {k: v for k in ("n_images", "align_slots", "align_data", "align_in_stage2", "replay_slots", "loss_weighting")
              if (v := getattr(args, k)) is not None}
     cfg = QuickstartConfig(out=args.out, seed=args.seed, start=args.start, max_steps=args.max_steps, fresh=args.fresh, **sized)
     result = quickstart(cfg)
@@ -224,18 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face Hub (default: local files only)")
     p.set_defaults(run=_init)
 
-    p = verbs.add_parser("pretrain", help="pretrain the tiny tower and language model that the quickstart starts from")
+    p = verbs.add_parser("pretrain", help="pretrain the tiny tower, language model and connector that the quickstart starts from")
     p.add_argument("--out", default="data_samples/tiny_pretrained")
     p.add_argument("--work", default="runs/pretrain", help="resumable state; delete it after a finished run")
-    p.add_argument("--parts", nargs="+", choices=["tower", "lm"], default=["tower", "lm"])
-    for name in ("tower_slots", "tower_epochs", "lm_slots", "lm_epochs"):
+    p.add_argument("--parts", nargs="+", choices=["tower", "lm", "connector"], default=["tower", "lm", "connector"],
+                   help="the connector joins the tower and language model in --out: pretrain them first")
+    for name in BUDGETS:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help="default: PretrainConfig's")
     p.set_defaults(run=_pretrain)
 
     p = verbs.add_parser("quickstart", help="the whole recipe on the tiny world: world, synth, filter, train, eval")
     p.add_argument("--out", default="runs/quickstart")
-    p.add_argument("--start", choices=["pretrained", "scratch"], default="pretrained",
-                   help="join the shipped pretrained parts (default) or train them in stage 0")
+    p.add_argument("--start", choices=["connector", "pretrained", "scratch"], default="connector",
+                   help="stage 2 from the shipped drilled connector (default), stage 1 from the shipped tower and language model "
+                        "joined by a fresh projector, or stage 0 from scratch")
+    p.add_argument("--replay-slots", type=int, default=None,
+                   help="--start connector: slots of the connector's drill replayed in stage 2 (default: QuickstartConfig's)")
     p.add_argument("--n-images", type=int, default=None, help="image slots of the world (default: QuickstartConfig's)")
     p.add_argument("--align-slots", type=int, default=None,
                    help="slots of another world whose pictures stage 1 trains on (default: QuickstartConfig's; 0: captions only)")

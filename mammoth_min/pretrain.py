@@ -1,4 +1,4 @@
-"""A tiny stand-in for SigLIP and Qwen2.5-Instruct: a vision tower pretrained on labelled pictures and a language model pretrained on pictures described in words, both drawn from worlds the quickstart never sees, shipped in `data_samples/tiny_pretrained`.
+"""A tiny stand-in for SigLIP and Qwen2.5-Instruct: a vision tower pretrained on labelled pictures, a language model pretrained on pictures described in words, and the two joined into a connector model drilled on every kind of question, all drawn from worlds the quickstart never sees, shipped in `data_samples/tiny_pretrained`.
 
 Docs: https://mammoth-min.github.io/mammoth_min/pretrain.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://mammoth-min.github.io/mammoth_min/pretrain.html.md"""
 
 # %% ../nbs/06c_pretrain.ipynb #8a368570
 from __future__ import annotations
-import dataclasses, hashlib, json, random, time
+import dataclasses, hashlib, json, random, shutil, time
 from pathlib import Path
 
 import torch
@@ -21,10 +21,10 @@ from .core import atomic_dir, atomic_write
 from .model import MammothImageProcessor, build_config
 
 # %% auto #0
-__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'scene_text', 'text_only', 'described_pictures',
+__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'PARTS', 'scene_text', 'text_only', 'described_pictures',
            'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy',
-           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'pretrain_parts', 'shipped_parts',
-           'parts_fingerprint']
+           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'object_questions', 'drill_records',
+           'pretrain_connector', 'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
 
 # %% ../nbs/06c_pretrain.ipynb #547cf0b2
 def scene_text(scene: dict) -> str:
@@ -148,11 +148,16 @@ class PretrainConfig:
     lm_epochs: int = 1
     lm_lr: float = 1e-3
     lm_seed: int = 2000
+    connector_slots: int = 3500  # ~31,000 questions of world connector_seed, every kind asked about each object picture
+    connector_text_slots: int = 1200  # ~5,900 records of the language model's own corpus, so that it keeps reading
+    connector_epochs: int = 1
+    connector_lr: float = 5e-4   # the language model's; the fresh projector learns at twice this
+    connector_seed: int = 4000
 
 def reduced_pretrain(out: str | Path, work: str | Path) -> PretrainConfig:
     "Seconds instead of an hour: the plumbing, not the skill."
     return PretrainConfig(out=str(out), work=str(work), tower_slots=40, tower_epochs=2, tower_batch=16, check_slots=14,
-                          lm_slots=20)
+                          lm_slots=20, connector_slots=20, connector_text_slots=10)
 
 # %% ../nbs/06c_pretrain.ipynb #87eb0e82
 def label_accuracy(tower: SiglipVisionModel, heads: SceneHeads, pixels: torch.Tensor, labels, layer: int = -2) -> dict[str, float]:
@@ -248,15 +253,72 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
         (staging / "pretrain.json").write_text(json.dumps({**report, "settings": dataclasses.asdict(cfg)}, indent=1) + "\n")
     return report
 
-def pretrain_parts(cfg: PretrainConfig | None = None, parts: tuple[str, ...] = ("tower", "lm"), progress: bool = True) -> dict:
+
+# %% ../nbs/06c_pretrain.ipynb #68f519fa
+def object_questions(rng: random.Random, rid: str, image: str, scene: dict) -> list[dict]:
+    "Every kind of question the world asks about an object picture, once each: the short-answer ones and the multiple choice."
+    records = []
+    for build in dict.fromkeys(world.VQA_BUILDERS):  # the world lists counting twice to ask it more often; once here
+        if (got := build(rng, scene)) is None: continue
+        question, answer, qtype, space = got
+        prompt = question + ("\n" + world.SHORT_SUFFIX if rng.random() < 0.5 else "")
+        records.append(world.make_record(f"{rid}{build.__name__}", [image], prompt, answer, category="General", task="vqa",
+                                         answer=answer, qtype=qtype, answer_space=space))
+    for build in world.MC_BUILDERS:
+        if (got := build(rng, scene)) is None: continue
+        question, correct, wrong, qtype = got
+        prompt, letter, options = world.multiple_choice(rng, question, correct, wrong)
+        records.append(world.make_record(f"{rid}{build.__name__}", [image], prompt, letter, category="General", task="mc",
+                                         answer=letter, qtype=qtype, options=options))
+    return records
+
+def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
+    "Draw slots 0..n_slots-1 of the world of `seed` into `out_dir`; write their questions and `object_questions` to `drill.jsonl`."
+    out, rng, records, asked = Path(out_dir), random.Random(seed), [], set()
+    world.build_world(out, n_slots, seed, splits={"train": 1.0}, progress=progress)
+    for r in formats.read_records(out / "train.jsonl"):
+        if r["metadata"]["task"] in ("caption", "detail") or len(formats.image_paths(r)) > 1: continue  # questions about one picture
+        records.append(r)
+        scene = r["metadata"].get("scene")
+        if scene and scene["kind"] == "objects" and r["image"] not in asked:
+            asked.add(r["image"])
+            records += object_questions(rng, Path(r["image"]).stem, r["image"], scene)
+    return formats.write_records(records, out / "drill.jsonl")
+
+def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
+    "Join the pretrained tower and language model, train projector and language model on the drill beside the language model's own text; write `out/connector`."
+    from mammoth_min.model import init_checkpoint
+    from mammoth_min.train import load_config, read_log, train
+    start_time, out, work = time.perf_counter(), Path(cfg.out), Path(cfg.work)
+    for part in ("siglip", "qwen2"):
+        if not (out / part / "model.safetensors").exists():
+            raise FileNotFoundError(f"pretrain_connector joins {out / part}, which holds no model: pretrain the tower and lm parts first")
+    drill = drill_records(cfg.connector_seed, cfg.connector_slots, work / "drill", progress)
+    text = formats.write_records(text_corpus(cfg.lm_seed, cfg.connector_text_slots, progress), work / "connector_text.jsonl")
+    init = init_checkpoint(out / "siglip", out / "qwen2", work / "connector_init")
+    stage = load_config("stage2", data=[str(drill), str(text)], image_root=str(work / "drill"), out_dir=str(work / "connector"),
+                        init_from=str(init), lr={"language_model": cfg.connector_lr, "multi_modal_projector": 2 * cfg.connector_lr},
+                        epochs=cfg.connector_epochs, seed=0, save_every=300, resume=True)
+    result = train(stage, progress=progress)
+    report = {"records": {"drill": len(formats.read_records(drill)), "text": len(formats.read_records(text))},
+              "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
+              "seconds": round(time.perf_counter() - start_time)}
+    with atomic_dir(out / "connector") as staging:
+        shutil.copytree(result["model_dir"], staging, dirs_exist_ok=True)
+        (staging / "pretrain.json").write_text(json.dumps({**report, "settings": dataclasses.asdict(cfg)}, indent=1) + "\n")
+    return report
+
+PARTS = {"tower": pretrain_tower, "lm": pretrain_lm, "connector": pretrain_connector}  # in the order they build on each other
+
+def pretrain_parts(cfg: PretrainConfig | None = None, parts: tuple[str, ...] = tuple(PARTS), progress: bool = True) -> dict:
     "Pretrain the named parts into `cfg.out` (each folder records its settings and figures in `pretrain.json`)."
     cfg = cfg or PretrainConfig()
-    unknown = set(parts) - {"tower", "lm"}
-    if unknown: raise ValueError(f"unknown part(s) {sorted(unknown)}; expected 'tower' and/or 'lm'")
-    return {part: fn(cfg, progress) for part, fn in (("tower", pretrain_tower), ("lm", pretrain_lm)) if part in parts}
+    unknown = set(parts) - set(PARTS)
+    if unknown: raise ValueError(f"unknown part(s) {sorted(unknown)}; expected some of {list(PARTS)}")
+    return {part: fn(cfg, progress) for part, fn in PARTS.items() if part in parts}
 
 def shipped_parts() -> Path:
-    "The pretrained tower and language model shipped in the repository (`data_samples/tiny_pretrained`)."
+    "The pretrained tower, language model and connector shipped in the repository (`data_samples/tiny_pretrained`)."
     return world.sample_world_dir().parent / "tiny_pretrained"  # beside the shipped sample world
 
 def parts_fingerprint(parts_dir: str | Path) -> str:

@@ -16,8 +16,8 @@ from .core import atomic_dir, atomic_write, reduced
 
 # %% auto #0
 __all__ = ['PRETRAINED_SFT', 'PRETRAINED_STAGE1_TEMPLATE', 'ALIGN_SEED', 'ALIGN_TASKS', 'PICTURE_ROW', 'STEP_SETTINGS',
-           'QuickstartConfig', 'small_budget', 'run_step', 'short_questions', 'scored_test', 'with_picture',
-           'below_overall', 'results_table', 'markdown_table', 'quickstart']
+           'QuickstartConfig', 'small_budget', 'run_step', 'short_questions', 'connector_seed', 'pictured_questions',
+           'scored_test', 'with_picture', 'below_overall', 'results_table', 'markdown_table', 'quickstart']
 
 # %% ../nbs/09_quickstart.ipynb #93db5f3c
 @dataclasses.dataclass
@@ -29,7 +29,8 @@ class QuickstartConfig:
     hallucination_rate: float = 0.1
     evolve_rounds: int = 1
     synth_fraction: float = 0.3  # share of the kept synthetic records added to stage 2 (MAmmoTH-VL mixes rewrites with originals)
-    start: str = "pretrained"  # "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
+    start: str = "connector"  # "connector": stage 2 from the shipped drilled connector; "pretrained": stage 1 from the shipped tower and language model (pretrain chapter); "scratch": stage 0 first
+    replay_slots: int = 600  # start="connector" only: stage 2 also trains on the connector's drill questions about the pictures of this many of its slots
     align_slots: int = 2500  # start="pretrained" only: stage 1 on the pictures of slots of world ALIGN_SEED + seed (0: on the captions)
     align_data: str = "questions"  # what stage 1 says about them: "questions" (ALIGN_TASKS) or "described" (each in words)
     align_in_stage2: bool = True  # stage 2 trains on the align records too, as LLaVA-1.5 keeps short-answer VQA in its SFT mix
@@ -44,15 +45,16 @@ class QuickstartConfig:
     fresh: bool = False
 
     def __post_init__(self):
-        if self.start not in ("pretrained", "scratch"):
-            raise ValueError(f"QuickstartConfig.start must be 'pretrained' or 'scratch', got {self.start!r}")
+        if self.start not in ("connector", "pretrained", "scratch"):
+            raise ValueError(f"QuickstartConfig.start must be 'connector', 'pretrained' or 'scratch', got {self.start!r}")
+        if self.replay_slots < 0: raise ValueError(f"QuickstartConfig.replay_slots must be 0 or more, got {self.replay_slots}")
         from mammoth_min.train import STAGES
         batch = STAGES["stage1"].global_batch  # a slot gives one picture or two, so this many slots fill a batch
         if self.align_slots != 0 and self.align_slots < batch:
             raise ValueError(f"QuickstartConfig.align_slots must be 0 or at least {batch} (stage 1's batch), got {self.align_slots}")
         if self.align_data not in ("questions", "described"):
             raise ValueError(f"QuickstartConfig.align_data must be 'questions' or 'described', got {self.align_data!r}")
-        if self.start == "pretrained" and self.pixel_shuffle_factor != 1:
+        if self.start != "scratch" and self.pixel_shuffle_factor != 1:
             raise ValueError("QuickstartConfig.pixel_shuffle_factor shapes a model trained from scratch; "
                              "use start='scratch' with it (the shipped parts are joined as they are)")
 
@@ -67,7 +69,7 @@ ALIGN_TASKS = ("vqa", "ocr", "chart")
 
 def small_budget(out: str | Path) -> QuickstartConfig:
     "A quickstart that runs in about a minute on 2 cores: the plumbing, not the accuracy."
-    return QuickstartConfig(out=str(out), n_images=14, align_slots=8, max_steps=2, eval_limit=8, eval_tokens=16)
+    return QuickstartConfig(out=str(out), n_images=14, align_slots=8, replay_slots=8, max_steps=2, eval_limit=8, eval_tokens=16)
 
 # %% ../nbs/09_quickstart.ipynb #52fbe27c
 def _fingerprint(inputs: dict) -> str:
@@ -115,6 +117,17 @@ def _align_step(cfg: QuickstartConfig):
         return {"dir": str(folder), "records": str(make(ALIGN_SEED + cfg.seed, cfg.align_slots, folder))}
     return run
 
+def connector_seed() -> int:
+    "The world the shipped connector was drilled on (its `pretrain.json`): the replay step draws its pictures again."
+    from mammoth_min.pretrain import shipped_parts
+    return json.loads((shipped_parts() / "connector" / "pretrain.json").read_text())["settings"]["connector_seed"]
+
+def _replay_step(cfg: QuickstartConfig):
+    def run(folder: Path) -> dict:
+        from mammoth_min.pretrain import drill_records
+        return {"dir": str(folder), "records": str(drill_records(connector_seed(), cfg.replay_slots, folder))}
+    return run
+
 def _synth_step(cfg: QuickstartConfig, world: dict):
     def run(folder: Path) -> dict:
         from mammoth_min.formats import read_records
@@ -142,27 +155,39 @@ def _filter_step(cfg: QuickstartConfig, world: dict, synth: dict):
     return run
 
 # %% ../nbs/09_quickstart.ipynb #142d7f83
-def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, aligned: dict | None):
+def pictured_questions(records_file: str | Path, image_root: str | Path, world_dir: str | Path, out_file: str | Path) -> Path:
+    "The records of `records_file` that show a picture, written to `out_file` with image paths relative to `world_dir`."
+    from mammoth_min.formats import image_paths, read_records, write_records
+    moved = [{**r, "image": os.path.relpath(Path(image_root) / r["image"], world_dir)}
+             for r in read_records(records_file) if image_paths(r)]
+    return write_records(moved, out_file)
+
+def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, another_world: dict | None):
+    "Training from the configured start; `another_world` is the align step (start='pretrained') or the replay step (start='connector')."
     def run(folder: Path) -> dict:
         from mammoth_min.formats import read_records, write_records
+        from mammoth_min.pretrain import shipped_parts
         from mammoth_min.train import single_image, train, world_stages
         overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True, "loss_weighting": cfg.loss_weighting}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
-        if cfg.start == "pretrained":  # the real recipe's start: join pretrained parts, skip stage 0
+        # stage 2 reads pictures from the world's folder, so records about another world's pictures point there
+        again = lambda name: str(pictured_questions(another_world["records"], another_world["dir"], world["dir"], folder / "data" / name))
+        if cfg.start == "connector":  # tower, projector and language model already drilled together: stage 2 only
+            stages = stages[2:]
+            stages[0].init_from, stages[0].lr = str(shipped_parts() / "connector"), dict(PRETRAINED_SFT)
+            if another_world: stages[0].data = [*stages[0].data, again("replay.jsonl")]
+        elif cfg.start == "pretrained":  # join pretrained parts with a fresh projector, skip stage 0
             from mammoth_min.model import init_checkpoint
-            from mammoth_min.pretrain import shipped_parts
             parts, stages = shipped_parts(), stages[1:]
             stages[0].init_from = str(init_checkpoint(parts / "siglip", parts / "qwen2", folder / "init", seed=cfg.seed))
             stages[0].template, stages[1].lr = PRETRAINED_STAGE1_TEMPLATE, dict(PRETRAINED_SFT)
-            if aligned:  # another world's pictures, with questions about them or described in words, instead of the captions
-                stages[0].data, stages[0].image_root = [aligned["records"]], aligned["dir"]
-                if cfg.align_in_stage2:  # stage 2 reads pictures from the world's folder: point the paths there
-                    again = [{**r, "image": os.path.relpath(Path(aligned["dir"]) / r["image"], world["dir"])}
-                             for r in read_records(aligned["records"])]
-                    stages[1].data = [*stages[1].data, str(write_records(again, folder / "data" / "align.jsonl"))]
+            if another_world:  # another world's pictures, with questions about them or described in words, instead of the captions
+                stages[0].data, stages[0].image_root = [another_world["records"]], another_world["dir"]
+                if cfg.align_in_stage2: stages[1].data = [*stages[1].data, again("align.jsonl")]
         else:
             stages[0].connector, stages[0].epochs = {"pixel_shuffle_factor": cfg.pixel_shuffle_factor}, cfg.stage0_epochs
-        stages[-2].epochs, stages[-1].epochs = cfg.stage1_epochs, cfg.stage2_epochs
+        if len(stages) > 1: stages[-2].epochs = cfg.stage1_epochs
+        stages[-1].epochs = cfg.stage2_epochs
         synthetic = single_image(read_records(filtered["kept_file"]))
         mixed_in = random.Random(cfg.seed).sample(synthetic, round(cfg.synth_fraction * len(synthetic)))
         stages[-1].data = [*stages[-1].data, str(write_records(mixed_in, folder / "data" / "synth_single.jsonl"))]
@@ -231,7 +256,7 @@ def results_table(world_dir: str | Path, eval_dirs: list[str], limit: int | None
 # the settings each step reads: a step's cache key holds them and the key of the step it reads from, so a changed
 # setting reruns its own step and those after it, never the ones before (out and fresh say where and whether, not what)
 STEP_SETTINGS = {"world": ("n_images", "seed"), "synth": ("hallucination_rate", "evolve_rounds"), "filter": (),
-                 "align": ("seed", "align_slots", "align_data"),
+                 "align": ("seed", "align_slots", "align_data"), "replay": ("replay_slots",),
                  "train": ("seed", "start", "synth_fraction", "stage0_epochs", "stage1_epochs", "stage2_epochs",
                            "pixel_shuffle_factor", "max_steps", "loss_weighting", "align_in_stage2"),
                  "eval": ("eval_limit", "eval_tokens")}
@@ -253,15 +278,18 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     world = run_step("world", out, inputs("world", generator=GENERATOR_VERSION), _world_step(cfg), timings)
     synth = run_step("synth", out, inputs("synth", after=world["key"]), _synth_step(cfg, world), timings)
     filtered = run_step("filter", out, inputs("filter", after=synth["key"]), _filter_step(cfg, world, synth), timings)
-    aligned = (run_step("align", out, inputs("align", align_seed=ALIGN_SEED), _align_step(cfg), timings)
-               if cfg.start == "pretrained" and cfg.align_slots else None)
+    another_world = None
+    if cfg.start == "pretrained" and cfg.align_slots:
+        another_world = run_step("align", out, inputs("align", align_seed=ALIGN_SEED), _align_step(cfg), timings)
+    elif cfg.start == "connector" and cfg.replay_slots:
+        another_world = run_step("replay", out, inputs("replay", connector_seed=connector_seed()), _replay_step(cfg), timings)
     from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
     from mammoth_min.pretrain import parts_fingerprint, shipped_parts
-    start = ({"parts": parts_fingerprint(shipped_parts()), "stage1_template": PRETRAINED_STAGE1_TEMPLATE,
-              "stage2_lr": PRETRAINED_SFT} if cfg.start == "pretrained"
-             else {"stage0": stage_defaults("stage0")})
+    if cfg.start == "scratch": start = {"stage0": stage_defaults("stage0")}
+    else: start = {"parts": parts_fingerprint(shipped_parts()), "stage1_template": PRETRAINED_STAGE1_TEMPLATE, "stage2_lr": PRETRAINED_SFT}
     trained = run_step("train", out, inputs("train", after=filtered["key"], stages=stage_defaults("stage1", "stage2"), start_from=start,
-                                            align=aligned and aligned["key"]), _train_step(cfg, world, filtered, aligned), timings)
+                                            align=another_world and another_world["key"]),
+                       _train_step(cfg, world, filtered, another_world), timings)
     evaluated = run_step("eval", out, inputs("eval", after=trained["key"]), _eval_step(cfg, world, trained), timings)
     checkpoint = run_step("checkpoint", out, {"after": trained["key"]}, _checkpoint_step(trained), timings)
     table = results_table(world["dir"], evaluated["runs"], cfg.eval_limit)

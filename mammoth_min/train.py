@@ -25,7 +25,8 @@ __all__ = ['MODULES', 'PAPER_STAGES', 'LOSS_WEIGHTINGS', 'STAGES', 'IGNORE_INDEX
            'decoder_blocks', 'apply_fsdp', 'shard_model', 'local_numel', 'save_checkpoint', 'latest_checkpoint',
            'load_checkpoint', 'read_log', 'RunLog', 'plot_log', 'load_records', 'record_text', 'encode_record',
            'encode_pretraining', 'SigLipHead', 'segment_mean', 'StageModule', 'load_stage_model', 'make_batch',
-           'train_step', 'save_consolidated', 'train', 'main', 'single_image', 'stage_mixes', 'world_stages']
+           'step_batches', 'train_step', 'save_consolidated', 'train', 'main', 'single_image', 'stage_mixes',
+           'world_stages']
 
 # %% ../nbs/07_train.ipynb #c8e40bb0
 MODULES = ("vision_tower", "multi_modal_projector", "language_model", "contrastive_head")
@@ -562,6 +563,15 @@ def make_batch(samples: list[dict | None], cfg: StageConfig, pad_id: int) -> dic
         samples = [{"input_ids": torch.tensor([pad_id, pad_id]), "labels": torch.tensor([IGNORE_INDEX, IGNORE_INDEX])}]
     return pack_samples(samples, cfg.pack_length or cfg.max_length, pad_id) if cfg.pack else pad_samples(samples, pad_id)
 
+def step_batches(sampler: ResumableSampler, records: list[dict], processor, cfg: StageConfig, rank: int = 0,
+                 world_size: int = 1) -> tuple[list[dict], int]:
+    "This rank's micro batches of the sampler's next global batch, encoded and packed, and how many records it skipped."
+    encode = encode_pretraining if cfg.stage == "stage0" else encode_record
+    micro = rank_micro_batches(sampler.next_global_batch(), rank, world_size, cfg.micro_batch)
+    encoded = [[encode(records[i], processor, cfg) for i in mb] for mb in micro]
+    pad_id = processor.tokenizer.pad_token_id
+    return [make_batch(mb, cfg, pad_id) for mb in encoded], sum(s is None for mb in encoded for s in mb)
+
 def _all_sum(values: list[float], device: torch.device) -> list[float]:
     t = torch.tensor(values, dtype=torch.float64, device=device)
     if dist.is_initialized(): dist.all_reduce(t)
@@ -641,15 +651,12 @@ def train(config: str | os.PathLike | dict | StageConfig, progress: bool = True,
                 "trainable": {g["name"]: sum(p.numel() for p in g["params"]) for g in optimizer.param_groups}}
     if rank == 0:
         with atomic_write(out/"run.json") as f: json.dump(run_info, f, indent=1)
-    encode = encode_pretraining if cfg.stage == "stage0" else encode_record
-    pad_id, row = processor.tokenizer.pad_token_id, {}
+    row = {}
     net.train()
     for step in tqdm(range(start, total), initial=start, total=total, desc=cfg.stage, disable=rank != 0 or not progress):
         t0 = time.perf_counter()
-        micro = rank_micro_batches(sampler.next_global_batch(), rank, world, cfg.micro_batch)
-        encoded = [[encode(records[i], processor, cfg) for i in mb] for mb in micro]
-        skipped, = _all_sum([sum(s is None for mb in encoded for s in mb)], device)
-        batches = [make_batch(mb, cfg, pad_id) for mb in encoded]
+        batches, skipped_here = step_batches(sampler, records, processor, cfg, rank, world)
+        skipped, = _all_sum([skipped_here], device)
         lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
         metrics = train_step(net, optimizer, batches, cfg, device)
         scheduler.step()
