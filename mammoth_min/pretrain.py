@@ -148,7 +148,7 @@ class PretrainConfig:
     lm_epochs: int = 1
     lm_lr: float = 1e-3
     lm_seed: int = 2000
-    connector_slots: int = 3500  # ~31,000 questions of world connector_seed, every kind asked about each object picture
+    connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
     connector_text_slots: int = 1200  # ~5,900 records of the language model's own corpus, so that it keeps reading
     connector_epochs: int = 1
     connector_lr: float = 5e-4   # the language model's; the fresh projector learns at twice this
@@ -253,23 +253,16 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
         (staging / "pretrain.json").write_text(json.dumps({**report, "settings": dataclasses.asdict(cfg)}, indent=1) + "\n")
     return report
 
-
 # %% ../nbs/06c_pretrain.ipynb #68f519fa
 def object_questions(rng: random.Random, rid: str, image: str, scene: dict) -> list[dict]:
     "Every kind of question the world asks about an object picture, once each: the short-answer ones and the multiple choice."
     records = []
     for build in dict.fromkeys(world.VQA_BUILDERS):  # the world lists counting twice to ask it more often; once here
-        if (got := build(rng, scene)) is None: continue
-        question, answer, qtype, space = got
-        prompt = question + ("\n" + world.SHORT_SUFFIX if rng.random() < 0.5 else "")
-        records.append(world.make_record(f"{rid}{build.__name__}", [image], prompt, answer, category="General", task="vqa",
-                                         answer=answer, qtype=qtype, answer_space=space))
+        if (built := build(rng, scene)) is not None:
+            records.append(world.short_answer_record(rng, f"{rid}{build.__name__}", image, built))
     for build in world.MC_BUILDERS:
-        if (got := build(rng, scene)) is None: continue
-        question, correct, wrong, qtype = got
-        prompt, letter, options = world.multiple_choice(rng, question, correct, wrong)
-        records.append(world.make_record(f"{rid}{build.__name__}", [image], prompt, letter, category="General", task="mc",
-                                         answer=letter, qtype=qtype, options=options))
+        if (built := build(rng, scene)) is not None:
+            records.append(world.choice_record(rng, f"{rid}{build.__name__}", image, built))
     return records
 
 def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
@@ -294,13 +287,15 @@ def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
         if not (out / part / "model.safetensors").exists():
             raise FileNotFoundError(f"pretrain_connector joins {out / part}, which holds no model: pretrain the tower and lm parts first")
     drill = drill_records(cfg.connector_seed, cfg.connector_slots, work / "drill", progress)
-    text = formats.write_records(text_corpus(cfg.lm_seed, cfg.connector_text_slots, progress), work / "connector_text.jsonl")
+    text = text_corpus(cfg.lm_seed, cfg.connector_text_slots, progress)
+    text_file = formats.write_records(text, work / "connector_text.jsonl")
     init = init_checkpoint(out / "siglip", out / "qwen2", work / "connector_init")
-    stage = load_config("stage2", data=[str(drill), str(text)], image_root=str(work / "drill"), out_dir=str(work / "connector"),
+    stage = load_config("stage2", data=[str(drill), str(text_file)], image_root=str(work / "drill"), out_dir=str(work / "connector"),
                         init_from=str(init), lr={"language_model": cfg.connector_lr, "multi_modal_projector": 2 * cfg.connector_lr},
                         epochs=cfg.connector_epochs, seed=0, save_every=300, resume=True)
     result = train(stage, progress=progress)
-    report = {"records": {"drill": len(formats.read_records(drill)), "text": len(formats.read_records(text))},
+    with drill.open() as lines: n_drill = sum(1 for _ in lines)  # a count, not a second parse of the file
+    report = {"records": {"drill": n_drill, "text": len(text)},
               "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
               "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(out / "connector") as staging:

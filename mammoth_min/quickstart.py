@@ -170,8 +170,8 @@ def _train_step(cfg: QuickstartConfig, world: dict, filtered: dict, another_worl
         from mammoth_min.train import single_image, train, world_stages
         overrides = {"max_steps": cfg.max_steps, "seed": cfg.seed, "resume": True, "loss_weighting": cfg.loss_weighting}
         stages = world_stages(world["dir"], folder, **overrides)[:3]  # stages 0, 1, 2 (stage 3 adds multi-image)
-        # stage 2 reads pictures from the world's folder, so records about another world's pictures point there
-        again = lambda name: str(pictured_questions(another_world["records"], another_world["dir"], world["dir"], folder / "data" / name))
+        def again(name: str) -> str:  # stage 2 reads pictures from the world's folder, so another world's records point there
+            return str(pictured_questions(another_world["records"], another_world["dir"], world["dir"], folder / "data" / name))
         if cfg.start == "connector":  # tower, projector and language model already drilled together: stage 2 only
             stages = stages[2:]
             stages[0].init_from, stages[0].lr = str(shipped_parts() / "connector"), dict(PRETRAINED_SFT)
@@ -286,7 +286,9 @@ def quickstart(cfg: QuickstartConfig | None = None, **overrides) -> dict:
     from mammoth_min.train import stage_defaults  # the stage defaults (rates, batches) are inputs of training too
     from mammoth_min.pretrain import parts_fingerprint, shipped_parts
     if cfg.start == "scratch": start = {"stage0": stage_defaults("stage0")}
-    else: start = {"parts": parts_fingerprint(shipped_parts()), "stage1_template": PRETRAINED_STAGE1_TEMPLATE, "stage2_lr": PRETRAINED_SFT}
+    else:
+        start = {"parts": parts_fingerprint(shipped_parts()), "stage2_lr": PRETRAINED_SFT}
+        if cfg.start == "pretrained": start["stage1_template"] = PRETRAINED_STAGE1_TEMPLATE  # the connector start has no stage 1
     trained = run_step("train", out, inputs("train", after=filtered["key"], stages=stage_defaults("stage1", "stage2"), start_from=start,
                                             align=another_world and another_world["key"]),
                        _train_step(cfg, world, filtered, another_world), timings)

@@ -25,9 +25,10 @@ __all__ = ['COLORS', 'BACKGROUNDS', 'SHAPES', 'SIZES', 'POSITIONS', 'PLACES', 'M
            'SAMPLE_WORLD', 'numbers', 'contrasting', 'sample_object_scene', 'sample_text_scene', 'sample_chart_scene',
            'sample_math_scene', 'sample_pair', 'describe_object', 'at', 'article', 'plural', 'count_phrase', 'join_and',
            'describe_change', 'render_scene', 'png_bytes', 'make_record', 'multiple_choice', 'caption_objects',
-           'detail_objects', 'first_applicable', 'object_records', 'text_records', 'chart_records', 'math_records',
-           'pair_records', 'language_record', 'slot_kind', 'slot_rng', 'make_slot', 'split_sizes', 'split_slots',
-           'build_world', 'load_world', 'world_texts', 'show_samples', 'sample_world_dir']
+           'detail_objects', 'first_applicable', 'short_answer_record', 'choice_record', 'object_records',
+           'text_records', 'chart_records', 'math_records', 'pair_records', 'language_record', 'slot_kind', 'slot_rng',
+           'make_slot', 'split_sizes', 'split_slots', 'build_world', 'load_world', 'world_texts', 'show_samples',
+           'sample_world_dir']
 
 # %% ../nbs/02_world.ipynb #f1cc872d
 COLORS = {"red": (220, 40, 40), "green": (30, 170, 60), "blue": (40, 90, 235),
@@ -421,6 +422,20 @@ def first_applicable(rng, builders, scene):
         if got is not None: return got
     raise ValueError("no question builder applies to this scene")
 
+def short_answer_record(rng: random.Random, rid: str, image: str, built: tuple, scene: dict | None = None) -> dict:
+    "A General short-answer record from a VQA builder's (question, answer, qtype, answer space); half ask for one word."
+    question, answer, qtype, space = built
+    prompt = question + ("\n" + SHORT_SUFFIX if rng.random() < 0.5 else "")
+    return make_record(rid, [image], prompt, answer, category="General", task="vqa", answer=answer, scene=scene,
+                       qtype=qtype, answer_space=space)
+
+def choice_record(rng: random.Random, rid: str, image: str, built: tuple, scene: dict | None = None) -> dict:
+    "A General multiple-choice record from an MC builder's (question, correct, wrong options, qtype)."
+    question, correct, wrong, qtype = built
+    prompt, letter, options = multiple_choice(rng, question, correct, wrong)
+    return make_record(rid, [image], prompt, letter, category="General", task="mc", answer=letter, scene=scene,
+                       qtype=qtype, options=options)
+
 def object_records(rng: random.Random, rid: str, image: str, scene: dict) -> list[dict]:
     "Caption, detailed description, two short-answer questions and two SEED-style multiple-choice questions."
     recs = [make_record(f"{rid}-cap", [image], rng.choice(CAPTION_PROMPTS), caption_objects(scene),
@@ -429,20 +444,14 @@ def object_records(rng: random.Random, rid: str, image: str, scene: dict) -> lis
                         category="Caption", task="detail", answer=detail_objects(scene), scene=scene)]
     asked = set()
     for k in range(2):
-        q, a, qtype, space = first_applicable(rng, VQA_BUILDERS, scene)
-        if q in asked: continue  # a repeat adds nothing
-        asked.add(q)
-        prompt = q + ("\n" + SHORT_SUFFIX if rng.random() < 0.5 else "")
-        recs.append(make_record(f"{rid}-vqa{k}", [image], prompt, a, category="General", task="vqa",
-                                answer=a, scene=scene, qtype=qtype, answer_space=space))
+        built = first_applicable(rng, VQA_BUILDERS, scene)
+        if built[0] in asked: continue  # a repeat adds nothing
+        asked.add(built[0])
+        recs.append(short_answer_record(rng, f"{rid}-vqa{k}", image, built, scene))
     n_mc = 0
     for builder in rng.sample(MC_BUILDERS, len(MC_BUILDERS)):
-        got = builder(rng, scene)
-        if got is None: continue
-        q, correct, wrong, qtype = got
-        prompt, letter, options = multiple_choice(rng, q, correct, wrong)
-        recs.append(make_record(f"{rid}-mc{n_mc}", [image], prompt, letter, category="General", task="mc",
-                                answer=letter, scene=scene, qtype=qtype, options=options))
+        if (built := builder(rng, scene)) is None: continue
+        recs.append(choice_record(rng, f"{rid}-mc{n_mc}", image, built, scene))
         n_mc += 1
         if n_mc == 2: break
     return recs
