@@ -150,7 +150,7 @@ class PretrainConfig:
     lm_seed: int = 2000
     connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
     connector_text_slots: int = 1200  # ~5,900 records of the language model's own corpus, so that it keeps reading
-    connector_epochs: int = 1
+    connector_epochs: int = 2    # a second pass over the drill lifted every world (What the drill taught the connector)
     connector_lr: float = 5e-4   # the language model's; the fresh projector learns at twice this
     connector_seed: int = 4000
 
