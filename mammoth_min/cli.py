@@ -110,7 +110,8 @@ def _init(args) -> int:
           + f"\nnext: mammoth-min train stage1 init_from={out} data=[CAPTIONS.jsonl] image_root=IMAGES out_dir=runs/stage1")
     return 0
 
-BUDGETS = ("tower_slots", "tower_epochs", "lm_slots", "lm_epochs", "connector_slots", "connector_epochs")  # PretrainConfig fields on the command line
+BUDGETS = ("tower_slots", "tower_epochs", "lm_slots", "lm_binding_slots", "lm_dense_slots", "lm_epochs", "connector_slots",
+           "connector_text_slots", "connector_epochs")  # PretrainConfig fields on the command line
 
 def _pretrain(args) -> int:
     "Pretrain the tiny tower, language model and/or connector the quickstart starts from."

@@ -23,8 +23,9 @@ from .model import MammothImageProcessor, build_config
 # %% auto #0
 __all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'PARTS', 'scene_text', 'text_only', 'described_pictures',
            'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy',
-           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'object_questions', 'drill_records',
-           'pretrain_connector', 'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
+           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'object_questions', 'answer_given',
+           'binding_drill', 'dense_drill', 'drill_records', 'pretrain_connector', 'pretrain_parts', 'shipped_parts',
+           'parts_fingerprint']
 
 # %% ../nbs/06c_pretrain.ipynb #547cf0b2
 def scene_text(scene: dict) -> str:
@@ -145,11 +146,13 @@ class PretrainConfig:
     tower_seed: int = 1000       # pretraining worlds are drawn far from the quickstart's seeds (0, 1, 2 ...)
     check_slots: int = 700       # held-out pictures (world tower_seed + 1) that measure what the tower sees
     lm_slots: int = 8000         # ~39,000 text records
+    lm_binding_slots: int = 12000  # ~58,000 multiple-choice questions with the answer handed over (`answer_given`)
+    lm_dense_slots: int = 10000  # ~7,200 described object pictures, each asked every question in one conversation
     lm_epochs: int = 1
     lm_lr: float = 1e-3
     lm_seed: int = 2000
     connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
-    connector_text_slots: int = 1200  # ~5,900 records of the language model's own corpus, so that it keeps reading
+    connector_text_slots: int = 1200  # ~5,900 records of the language model's corpus and ~5,800 of its binding drill, so that it keeps reading
     connector_epochs: int = 2    # a second pass over the drill lifted every world (What the drill taught the connector)
     connector_lr: float = 5e-4   # the language model's; the fresh projector learns at twice this
     connector_seed: int = 4000
@@ -157,7 +160,7 @@ class PretrainConfig:
 def reduced_pretrain(out: str | Path, work: str | Path) -> PretrainConfig:
     "Seconds instead of an hour: the plumbing, not the skill."
     return PretrainConfig(out=str(out), work=str(work), tower_slots=40, tower_epochs=2, tower_batch=16, check_slots=14,
-                          lm_slots=20, connector_slots=20, connector_text_slots=10)
+                          lm_slots=20, lm_binding_slots=10, lm_dense_slots=10, connector_slots=20, connector_text_slots=10)
 
 # %% ../nbs/06c_pretrain.ipynb #87eb0e82
 def label_accuracy(tower: SiglipVisionModel, heads: SceneHeads, pixels: torch.Tensor, labels, layer: int = -2) -> dict[str, float]:
@@ -234,26 +237,28 @@ def text_corpus(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
     return records
 
 def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
-    "Train the tiny Qwen2 and its tokenizer on described pictures (chat template, answers only); write `out/qwen2`."
+    "Train the tiny Qwen2 and its tokenizer on described pictures and the two drills in words (chat template, answers only); write `out/qwen2`."
     from mammoth_min.train import load_config, read_log, train
     from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
     start_time, work = time.perf_counter(), Path(cfg.work)
-    corpus = text_corpus(cfg.lm_seed, cfg.lm_slots, progress)
-    data = formats.write_records(corpus, work / "lm_text.jsonl")
-    stage = load_config("stage2", data=[str(data)], out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
+    corpus = {"text": text_corpus(cfg.lm_seed, cfg.lm_slots, progress),
+              "binding": binding_drill(cfg.lm_seed + 1, cfg.lm_binding_slots, progress),
+              "dense": dense_drill(cfg.lm_seed + 2, cfg.lm_dense_slots, progress)}
+    data = [str(formats.write_records(records, work / f"lm_{name}.jsonl")) for name, records in corpus.items() if records]
+    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
                         global_batch=32, micro_batch=8, epochs=cfg.lm_epochs, warmup_ratio=0.03, seed=cfg.lm_seed,
                         save_every=200, resume=True)
     result = train(stage, progress=progress)
     model = MammothForConditionalGeneration.from_pretrained(result["model_dir"])
     tokenizer = MammothProcessor.from_pretrained(result["model_dir"]).tokenizer
-    report = {"records": len(corpus), "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
+    report = {"records": {name: len(records) for name, records in corpus.items()}, "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
               "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(Path(cfg.out) / "qwen2") as staging:
         model.language_model.save_pretrained(staging); tokenizer.save_pretrained(staging)
         (staging / "pretrain.json").write_text(json.dumps({**report, "settings": dataclasses.asdict(cfg)}, indent=1) + "\n")
     return report
 
-# %% ../nbs/06c_pretrain.ipynb #68f519fa
+# %% ../nbs/06c_pretrain.ipynb #c2e8b3f1
 def object_questions(rng: random.Random, rid: str, image: str, scene: dict) -> list[dict]:
     "Every kind of question the world asks about an object picture, once each: the short-answer ones and the multiple choice."
     records = []
@@ -265,6 +270,46 @@ def object_questions(rng: random.Random, rid: str, image: str, scene: dict) -> l
             records.append(world.choice_record(rng, f"{rid}{build.__name__}", image, built))
     return records
 
+def answer_given(record: dict) -> dict:
+    "A multiple-choice `record` with its picture replaced by its answer in words: what is left to find is the letter."
+    meta = record.get("metadata", {})
+    options, letter = meta.get("options"), meta.get("answer")
+    letters = formats.option_letters(len(options or []))
+    if letter not in letters:
+        raise ValueError(f"record {record.get('id')!r}: field 'metadata' needs 'options' and an 'answer' letter among them, "
+                         f"got answer {letter!r} for {len(options or [])} options")
+    question, reply = record["conversations"][:2]
+    asked = question["value"].replace(formats.IMAGE_TOKEN, "").strip()
+    return {**{k: v for k, v in record.items() if k not in ("image", "video")},
+            "conversations": [{"from": "human", "value": f"The answer is {options[letters.index(letter)]}.\n{asked}"}, reply]}
+
+def _object_pictures(seed: int, n_slots: int, desc: str, progress: bool):
+    "(slot, image path, scenes of the slot) for each object picture of slots 0..n_slots-1 of the world of `seed`."
+    for i in tqdm(range(n_slots), desc=desc, unit="slot", disable=not progress):
+        scenes, _ = world.make_slot(i, seed)
+        for path, scene in scenes.items():
+            if scene["kind"] == "objects": yield i, path, scenes
+
+def binding_drill(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
+    "The multiple-choice questions of `object_questions` about the object pictures of the world of `seed`, each `answer_given`."
+    rng = random.Random(seed)
+    return [answer_given(r) for i, path, scenes in _object_pictures(seed, n_slots, f"binding drill, world {seed}", progress)
+            for r in object_questions(rng, f"bind{i}_{Path(path).stem}_", path, scenes[path]) if r["metadata"]["task"] == "mc"]
+
+def dense_drill(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
+    "One conversation per object picture of the world of `seed`: its description, then every `object_questions` question in turn."
+    rng, records = random.Random(seed), []
+    for i, path, scenes in _object_pictures(seed, n_slots, f"dense drill, world {seed}", progress):
+        questions, turns = object_questions(rng, "", path, scenes[path]), []
+        rng.shuffle(questions)
+        for k, q in enumerate(questions):
+            ask, reply = q["conversations"][:2]
+            turns += [{"from": "human", "value": ask["value"] if k == 0 else ask["value"].replace(formats.IMAGE_TOKEN, "").strip()}, reply]
+        records.append(text_only({"id": f"dense{i}_{Path(path).stem}", "image": path, "conversations": turns}, scenes))
+    return records
+
+
+# %% ../nbs/06c_pretrain.ipynb #68f519fa
 def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
     "Draw slots 0..n_slots-1 of the world of `seed` into `out_dir`; write their questions and `object_questions` to `drill.jsonl`."
     out, rng, records, asked = Path(out_dir), random.Random(seed), [], set()
@@ -288,14 +333,15 @@ def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
             raise FileNotFoundError(f"pretrain_connector joins {out / part}, which holds no model: pretrain the tower and lm parts first")
     drill = drill_records(cfg.connector_seed, cfg.connector_slots, work / "drill", progress)
     text = text_corpus(cfg.lm_seed, cfg.connector_text_slots, progress)
-    text_file = formats.write_records(text, work / "connector_text.jsonl")
+    binding = binding_drill(cfg.lm_seed + 1, cfg.connector_text_slots, progress)  # the letters too, as the language model learnt them
+    text_file = formats.write_records(text + binding, work / "connector_text.jsonl")
     init = init_checkpoint(out / "siglip", out / "qwen2", work / "connector_init")
     stage = load_config("stage2", data=[str(drill), str(text_file)], image_root=str(work / "drill"), out_dir=str(work / "connector"),
                         init_from=str(init), lr={"language_model": cfg.connector_lr, "multi_modal_projector": 2 * cfg.connector_lr},
                         epochs=cfg.connector_epochs, seed=0, save_every=300, resume=True)
     result = train(stage, progress=progress)
     with drill.open() as lines: n_drill = sum(1 for _ in lines)  # a count, not a second parse of the file
-    report = {"records": {"drill": n_drill, "text": len(text)},
+    report = {"records": {"drill": n_drill, "text": len(text), "binding": len(binding)},
               "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
               "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(out / "connector") as staging:
