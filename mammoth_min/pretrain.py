@@ -150,7 +150,7 @@ class PretrainConfig:
     lm_dense_slots: int = 10000  # ~7,200 described object pictures, each asked every question in one conversation
     lm_epochs: int = 1
     lm_lr: float = 1e-3
-    lm_seed: int = 2000
+    lm_seed: int = 2000          # its drills are drawn from the worlds lm_seed + 1 (binding) and lm_seed + 2 (dense)
     connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
     connector_text_slots: int = 1200  # ~5,900 records of the language model's corpus and ~5,800 of its binding drill, so that it keeps reading
     connector_epochs: int = 2    # a second pass over the drill lifted every world (What the drill taught the connector)
@@ -251,8 +251,8 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
     result = train(stage, progress=progress)
     model = MammothForConditionalGeneration.from_pretrained(result["model_dir"])
     tokenizer = MammothProcessor.from_pretrained(result["model_dir"]).tokenizer
-    report = {"records": {name: len(records) for name, records in corpus.items()}, "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
-              "seconds": round(time.perf_counter() - start_time)}
+    report = {"records": {name: len(records) for name, records in corpus.items()}, "steps": result["steps"],
+              "final_loss": read_log(result["log"])[-1]["loss"], "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(Path(cfg.out) / "qwen2") as staging:
         model.language_model.save_pretrained(staging); tokenizer.save_pretrained(staging)
         (staging / "pretrain.json").write_text(json.dumps({**report, "settings": dataclasses.asdict(cfg)}, indent=1) + "\n")
@@ -307,7 +307,6 @@ def dense_drill(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
             turns += [{"from": "human", "value": ask["value"] if k == 0 else ask["value"].replace(formats.IMAGE_TOKEN, "").strip()}, reply]
         records.append(text_only({"id": f"dense{i}_{Path(path).stem}", "image": path, "conversations": turns}, scenes))
     return records
-
 
 # %% ../nbs/06c_pretrain.ipynb #68f519fa
 def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool = True) -> Path:
