@@ -42,11 +42,11 @@ def print_table(columns: list[str], rows: list[list]):
 # The learning benches (bench_skill_budget, bench_stage2) re-run stage 2 from a finished quickstart. Their imports stay
 # inside the functions so that the speed benches do not pay for them.
 
-def finished_quickstart(run: str | Path) -> Path:
-    "The folder of a finished quickstart (world/ and train/stage1/model), or exit saying how to make one."
+def finished_quickstart(run: str | Path, needs: str = "train/stage1/model") -> Path:
+    "The folder of a finished quickstart (world/ and `needs`), or exit saying how to make one."
     run = Path(run)
-    if not (run / "train" / "stage1" / "model").exists():
-        raise SystemExit(f"{run}: no train/stage1/model; run `mammoth-min quickstart --out {run}` first")
+    if not (run / needs).exists():
+        raise SystemExit(f"{run}: no {needs}; run `mammoth-min quickstart --out {run}` first")
     return run
 
 
