@@ -12,10 +12,12 @@ and pooled over the runs given; with `none` among the settings, each other one a
 - defaults: the training chapter's stage-2 rates (language model 2e-3, projector 2e-4);
 - slower: language model 5e-4, projector 1e-3 (bench_binding.py: the rate at which the tiny LM learns to bind);
 - a rate name then /N: those rates divided by N (`own/5`);
+- no-synth: without the judged synthetic share (the quickstart's `synth_single.jsonl`);
 - short-N: with N draws per train image of the world's own record writers added, keeping their short-answer and
   multiple-choice questions, one single-turn question per record (LLaVA-1.5's academic VQA share, in kind);
 - Kep: K epochs instead of one.
-A setting names the rates first, then either or both changes: `own/5`, `slower-2ep`, `defaults-short-4`.
+A setting names the rates first, then any of the changes in this order: `own/5`, `own-no-synth`, `slower-2ep`,
+`defaults-short-4`.
 
 Draw worlds with other seeds for more runs: `mammoth-min quickstart --seed 1 --out runs/qs-seed1`.
 Usage: python bench/bench_stage2.py --runs runs/quickstart [runs/qs-seed1 ...] --settings none own own/5
@@ -39,7 +41,7 @@ SLOWER = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
 WRITERS = {"objects": tw.object_records, "text": tw.text_records, "chart": tw.chart_records,
            "expression": tw.math_records, "polygon": tw.math_records}  # by the scene's kind
 SHORT_TASKS = ("vqa", "mc", "ocr", "chart", "math")
-SETTING = re.compile(r"none|(own|defaults|slower)(?:/(\d+))?(?:-short-(\d+))?(?:-(\d+)ep)?")  # rates, divisor, added questions, epochs
+SETTING = re.compile(r"none|(own|defaults|slower)(?:/(\d+))?(-no-synth)?(?:-short-(\d+))?(?:-(\d+)ep)?")  # rates, divisor, synthetic share, added questions, epochs
 
 
 def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
@@ -58,10 +60,10 @@ def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
 
 def setting_config(run: Path, setting: str, work: Path) -> mt.StageConfig:
     "The run's own stage-2 config, changed as `setting` says, writing to `work`."
-    rate, divisor, draws, epochs = SETTING.fullmatch(setting).groups()
+    rate, divisor, no_synth, draws, epochs = SETTING.fullmatch(setting).groups()
     own = mt.load_config(json.loads((run / "train" / "stage2" / "run.json").read_text())["config"])
     lr = {"own": own.lr, "defaults": mt.load_config("stage2").lr, "slower": SLOWER}[rate]
-    data = list(own.data)
+    data = [f for f in own.data if not (no_synth and Path(f).name == "synth_single.jsonl")]
     if draws: data.append(str(write_records(short_questions(run / "world", int(draws)), work / "short.jsonl")))
     return dataclasses.replace(own, lr={k: v / int(divisor or 1) for k, v in lr.items()}, data=data,
                                epochs=int(epochs or own.epochs), out_dir=str(work / "stage2"), resume=False)
