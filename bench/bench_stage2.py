@@ -11,6 +11,7 @@ and pooled over the runs given; with `none` among the settings, each other one a
 - own: the run's own stage-2 rates (from the connector: language model 5e-4, projector 1e-3);
 - defaults: the training chapter's stage-2 rates (language model 2e-3, projector 2e-4);
 - slower: language model 5e-4, projector 1e-3 (bench_binding.py: the rate at which the tiny LM learns to bind);
+- projector: the projector alone at 1e-3, the language model frozen;
 - a rate name then /N: those rates divided by N (`own/5`);
 - no-synth: without the judged synthetic share (the quickstart's `synth_single.jsonl`);
 - short-N: with N draws per train image of the world's own record writers added, keeping their short-answer and
@@ -38,10 +39,11 @@ from mammoth_min.model import MammothForConditionalGeneration, MammothProcessor
 from mammoth_min.quickstart import QuickstartConfig, scored_test, with_picture
 
 SLOWER = {"language_model": 5e-4, "multi_modal_projector": 1e-3}
+PROJECTOR = {"multi_modal_projector": 1e-3}  # the language model frozen
 WRITERS = {"objects": tw.object_records, "text": tw.text_records, "chart": tw.chart_records,
            "expression": tw.math_records, "polygon": tw.math_records}  # by the scene's kind
 SHORT_TASKS = ("vqa", "mc", "ocr", "chart", "math")
-SETTING = re.compile(r"none|(own|defaults|slower)(?:/(\d+))?(-no-synth)?(?:-short-(\d+))?(?:-(\d+)ep)?")  # rates, divisor, synthetic share, added questions, epochs
+SETTING = re.compile(r"none|(own|defaults|slower|projector)(?:/(\d+))?(-no-synth)?(?:-short-(\d+))?(?:-(\d+)ep)?")  # rates, divisor, synthetic share, added questions, epochs
 
 
 def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
@@ -62,7 +64,7 @@ def setting_config(run: Path, setting: str, work: Path) -> mt.StageConfig:
     "The run's own stage-2 config, changed as `setting` says, writing to `work`."
     rate, divisor, no_synth, draws, epochs = SETTING.fullmatch(setting).groups()
     own = mt.load_config(json.loads((run / "train" / "stage2" / "run.json").read_text())["config"])
-    lr = {"own": own.lr, "defaults": mt.load_config("stage2").lr, "slower": SLOWER}[rate]
+    lr = {"own": own.lr, "defaults": mt.load_config("stage2").lr, "slower": SLOWER, "projector": PROJECTOR}[rate]
     data = [f for f in own.data if not (no_synth and Path(f).name == "synth_single.jsonl")]
     if draws: data.append(str(write_records(short_questions(run / "world", int(draws)), work / "short.jsonl")))
     return dataclasses.replace(own, lr={k: v / int(divisor or 1) for k, v in lr.items()}, data=data,
