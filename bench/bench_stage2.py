@@ -24,7 +24,7 @@ Draw worlds with other seeds for more runs: `mammoth-min quickstart --seed 1 --o
 Usage: python bench/bench_stage2.py --runs runs/quickstart [runs/qs-seed1 ...] --settings none own own/5
        [--jobs 2] [--max-steps N --eval-limit N] (a smoke run with those caps is not a measurement: not appended)
 """
-import argparse, dataclasses, json, multiprocessing, random, re, tempfile
+import argparse, dataclasses, json, multiprocessing, random, re, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -73,7 +73,6 @@ def setting_config(run: Path, setting: str, work: Path) -> mt.StageConfig:
 
 def run_setting(run: Path, setting: str, max_steps: int | None, eval_limit: int | None) -> dict:
     "Train (unless `none`) and score one setting on one run in a scratch folder, on one thread (the tiny model is dispatch-bound)."
-    import time
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
