@@ -60,10 +60,9 @@ def short_questions(world: Path, draws: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def setting_config(run: Path, setting: str, work: Path) -> mt.StageConfig:
-    "The run's own stage-2 config, changed as `setting` says, writing to `work`."
+def setting_config(run: Path, own: mt.StageConfig, setting: str, work: Path) -> mt.StageConfig:
+    "The run's own stage-2 config `own`, changed as `setting` says, writing to `work`."
     rate, divisor, no_synth, draws, epochs = SETTING.fullmatch(setting).groups()
-    own = mt.load_config(json.loads((run / "train" / "stage2" / "run.json").read_text())["config"])
     lr = {"own": own.lr, "defaults": mt.load_config("stage2").lr, "slower": SLOWER, "projector": PROJECTOR}[rate]
     data = [f for f in own.data if not (no_synth and Path(f).name == "synth_single.jsonl")]
     if draws: data.append(str(write_records(short_questions(run / "world", int(draws)), work / "short.jsonl")))
@@ -76,19 +75,20 @@ def run_setting(run: Path, setting: str, max_steps: int | None, eval_limit: int 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        own = json.loads((run / "train" / "stage2" / "run.json").read_text())["config"]
-        if setting == "none": model_dir, steps, seconds, data = own["init_from"], 0, 0.0, own["data"]
+        own = mt.load_config(json.loads((run / "train" / "stage2" / "run.json").read_text())["config"])
+        if setting == "none": model_dir, steps, seconds, records = own.init_from, 0, 0.0, ""
         else:
-            cfg = dataclasses.replace(setting_config(run, setting, work), max_steps=max_steps or None)
+            cfg = setting_config(run, own, setting, work)
+            if max_steps: cfg = dataclasses.replace(cfg, max_steps=max_steps)
             start = time.perf_counter()
             trained = mt.train(cfg)
-            model_dir, steps, seconds, data = trained["model_dir"], trained["last"]["step"], time.perf_counter() - start, cfg.data
+            model_dir, steps, seconds = trained["model_dir"], trained["last"]["step"], time.perf_counter() - start
+            records = sum(len(Path(path).read_text().splitlines()) for path in cfg.data)  # JSONL: one record per line
         model, processor = MammothForConditionalGeneration.from_pretrained(model_dir), MammothProcessor.from_pretrained(model_dir)
         test = scored_test(run / "world", eval_limit)
         scored = {name: evaluate(model, processor, test, str(run / "world"), out_dir=work / name, blind=name == "blind",
                                  max_new_tokens=QuickstartConfig().eval_tokens, progress=False)
                   for name in ("model", "blind")}
-        records = sum(len(Path(path).read_text().splitlines()) for path in data)  # JSONL: one record per line
     return {"records": records, "steps": steps, "seconds": seconds, "test": test, **scored}
 
 
@@ -96,16 +96,20 @@ def tagged(result: EvalResult, tag: str) -> list[dict]:
     return [{**s, "id": f"{tag}/{s['id']}"} for s in result.samples]
 
 
+def formatted(gap) -> str:
+    "A paired-bootstrap row as its difference and 95% interval."
+    return f"{gap['difference']:+.3f} ({gap['low']:+.3f}, {gap['high']:+.3f})"
+
+
 def interval(a: EvalResult, b: EvalResult) -> str:
     "a - b over their questions, with its 95% paired-bootstrap interval."
-    gap = paired_bootstrap(a, b).loc["overall"]
-    return f"{gap['difference']:+.3f} ({gap['low']:+.3f}, {gap['high']:+.3f})"
+    return formatted(paired_bootstrap(a, b).loc["overall"])
 
 
 def row_cells(got: dict, none: dict | None) -> list:
     "Scores on the questions with a picture (model, blind, model - blind, minus `none`), then the model over all."
     model, blind = (with_picture(got[name], got["test"]) for name in ("model", "blind"))
-    versus = interval(model, with_picture(none["model"], none["test"])) if none and none is not got else ""
+    versus = interval(model, with_picture(none["model"], none["test"])) if none else ""
     return [f"{model.overall:.3f}", f"{blind.overall:.3f}", interval(model, blind), versus, f"{got['model'].overall:.3f}"]
 
 
@@ -122,8 +126,7 @@ def category_rows(settings: list[str], runs: list[Path], results: dict) -> list[
     for setting in settings:
         if setting == "none": continue
         gaps = paired_bootstrap(pooled([(str(run), results[setting, run]) for run in runs])["model"], none, by="category")
-        rows += [[setting, category, int(g["n"]), f"{g['difference']:+.3f} ({g['low']:+.3f}, {g['high']:+.3f})"]
-                 for category, g in gaps.iterrows()]
+        rows += [[setting, category, int(g["n"]), formatted(g)] for category, g in gaps.iterrows()]
     return rows
 
 
@@ -148,18 +151,18 @@ def main():
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pair: pool.submit(run_setting, pair[1], pair[0], args.max_steps, args.eval_limit) for pair in pairs}
     results = {pair: future.result() for pair, future in futures.items()}
-    def none_of(run): return results.get(("none", run))
+    def none_of(run, setting): return results.get(("none", run)) if setting != "none" else None
     rows = []
     for setting in args.settings:
         for run in runs:
             got = results[setting, run]
-            rows.append([setting, str(run), got["records"] if setting != "none" else "", got["steps"], round(got["seconds"]),
-                         *row_cells(got, none_of(run))])
+            rows.append([setting, str(run), got["records"], got["steps"], round(got["seconds"]),
+                         *row_cells(got, none_of(run, setting))])
         if len(runs) > 1:
             both = pooled([(str(run), results[setting, run]) for run in runs])
-            nones = "none" in args.settings and setting != "none"
+            nones = [(str(run), none_of(run, setting)) for run in runs]
             rows.append([setting, f"pooled over {len(runs)} runs", "", "", "",
-                         *row_cells(both, pooled([(str(run), none_of(run)) for run in runs]) if nones else None)])
+                         *row_cells(both, pooled(nones) if all(n for _, n in nones) else None)])
     print_table(COLUMNS, rows)
     by_category = category_rows(args.settings, runs, results) if "none" in args.settings else []
     if by_category: print_table(CATEGORY_COLUMNS, by_category)
