@@ -23,9 +23,9 @@ from .model import MammothImageProcessor, build_config
 # %% auto #0
 __all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'PARTS', 'scene_text', 'text_only', 'described_pictures',
            'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy',
-           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'pretrain_lm', 'object_questions', 'answer_given',
-           'binding_drill', 'dense_drill', 'drill_records', 'pretrain_connector', 'pretrain_parts', 'shipped_parts',
-           'parts_fingerprint']
+           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'fresh_language_model', 'pretrain_lm',
+           'object_questions', 'answer_given', 'binding_drill', 'dense_drill', 'drill_records', 'pretrain_connector',
+           'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
 
 # %% ../nbs/06c_pretrain.ipynb #547cf0b2
 def scene_text(scene: dict) -> str:
@@ -150,6 +150,8 @@ class PretrainConfig:
     lm_dense_slots: int = 10000  # ~7,200 described object pictures, each asked every question in one conversation
     lm_epochs: int = 1
     lm_lr: float = 1e-3
+    lm_embedding_std: float = 0.02  # the spread its word embeddings are drawn with (Qwen2's own init is 0.02)
+    lm_tied: bool = True         # whether its output rows are its word embeddings
     lm_seed: int = 2000          # its drills are drawn from the worlds lm_seed + 1 (binding) and lm_seed + 2 (dense)
     connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
     connector_text_slots: int = 1200  # ~5,900 records of the language model's corpus and ~5,800 of its binding drill, so that it keeps reading
@@ -236,6 +238,24 @@ def text_corpus(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
         records += [text_only(r, scenes) for r in recs]
     return records
 
+def fresh_language_model(records: list[dict], out: str | Path, embedding_std: float, tied: bool, seed: int) -> Path:
+    "A fresh `tiny` model with a tokenizer trained on `records`, word embeddings drawn at `embedding_std` and output rows `tied` to them or not, saved to `out`."
+    from mammoth_min.chat import train_tokenizer
+    from mammoth_min.model import MammothProcessor, build_model
+    from mammoth_min.train import record_text
+    tokenizer = train_tokenizer([record_text(r) for r in records], vocab_size=512)
+    torch.manual_seed(seed)
+    model = build_model("tiny", tokenizer)
+    lm = model.language_model
+    if not tied:  # output rows of their own, drawn as the model draws them
+        lm.config.tie_word_embeddings = model.config.text_config.tie_word_embeddings = False
+        lm.lm_head.weight = nn.Parameter(torch.randn_like(lm.lm_head.weight) * lm.config.initializer_range)
+    nn.init.normal_(lm.get_input_embeddings().weight, std=embedding_std)
+    with atomic_dir(out) as staging:
+        model.save_pretrained(staging)
+        MammothProcessor.from_config(model.config, tokenizer).save_pretrained(staging)
+    return Path(out)
+
 def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
     "Train the tiny Qwen2 and its tokenizer on described pictures and the two drills in words (chat template, answers only); write `out/qwen2`."
     from mammoth_min.train import load_config, read_log, train
@@ -245,7 +265,10 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
               "binding": binding_drill(cfg.lm_seed + 1, cfg.lm_binding_slots, progress),
               "dense": dense_drill(cfg.lm_seed + 2, cfg.lm_dense_slots, progress)}
     data = [str(formats.write_records(records, work / f"lm_{name}.jsonl")) for name, records in corpus.items() if records]
-    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
+    init = work / "lm_init"
+    if not (init / "config.json").exists():  # drawn once, so that a resumed run goes on from the same start
+        fresh_language_model([r for records in corpus.values() for r in records], init, cfg.lm_embedding_std, cfg.lm_tied, cfg.lm_seed)
+    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from=str(init), lr={"language_model": cfg.lm_lr},
                         global_batch=32, micro_batch=8, epochs=cfg.lm_epochs, warmup_ratio=0.03, seed=cfg.lm_seed,
                         save_every=200, resume=True)
     result = train(stage, progress=progress)
