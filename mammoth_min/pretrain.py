@@ -238,22 +238,17 @@ def text_corpus(seed: int, n_slots: int, progress: bool = True) -> list[dict]:
         records += [text_only(r, scenes) for r in recs]
     return records
 
-def fresh_language_model(records: list[dict], out: str | Path, embedding_std: float, tied: bool, seed: int) -> Path:
-    "A fresh `tiny` model with a tokenizer trained on `records`, word embeddings drawn at `embedding_std` and output rows `tied` to them or not, saved to `out`."
-    from mammoth_min.chat import train_tokenizer
-    from mammoth_min.model import MammothProcessor, build_model
-    from mammoth_min.train import record_text
-    tokenizer = train_tokenizer([record_text(r) for r in records], vocab_size=512)
-    torch.manual_seed(seed)
-    model = build_model("tiny", tokenizer)
+def fresh_language_model(stage, records: list[dict], out: str | Path, embedding_std: float, tied: bool) -> Path:
+    "The fresh model a `stage` of a named size starts from (`load_stage_model`), its word embeddings drawn at `embedding_std` and its output rows `tied` to them or not, saved to `out`."
+    from mammoth_min.train import load_stage_model
+    model, processor = load_stage_model(stage, records)
     lm = model.language_model
     if not tied:  # output rows of their own, drawn as the model draws them
         lm.config.tie_word_embeddings = model.config.text_config.tie_word_embeddings = False
         lm.lm_head.weight = nn.Parameter(torch.randn_like(lm.lm_head.weight) * lm.config.initializer_range)
     nn.init.normal_(lm.get_input_embeddings().weight, std=embedding_std)
     with atomic_dir(out) as staging:
-        model.save_pretrained(staging)
-        MammothProcessor.from_config(model.config, tokenizer).save_pretrained(staging)
+        model.save_pretrained(staging); processor.save_pretrained(staging)
     return Path(out)
 
 def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
@@ -265,13 +260,13 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
               "binding": binding_drill(cfg.lm_seed + 1, cfg.lm_binding_slots, progress),
               "dense": dense_drill(cfg.lm_seed + 2, cfg.lm_dense_slots, progress)}
     data = [str(formats.write_records(records, work / f"lm_{name}.jsonl")) for name, records in corpus.items() if records]
-    init = work / f"lm_init_std{cfg.lm_embedding_std}_{'tied' if cfg.lm_tied else 'untied'}"
-    if not (init / "config.json").exists():  # drawn once per setting, so that a resumed run goes on from the same start
-        fresh_language_model([r for records in corpus.values() for r in records], init, cfg.lm_embedding_std, cfg.lm_tied, cfg.lm_seed)
-    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from=str(init), lr={"language_model": cfg.lm_lr},
+    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
                         global_batch=32, micro_batch=8, epochs=cfg.lm_epochs, warmup_ratio=0.03, seed=cfg.lm_seed,
                         save_every=200, resume=True)
-    result = train(stage, progress=progress)
+    init = work / f"lm_init_std{cfg.lm_embedding_std}_{'tied' if cfg.lm_tied else 'untied'}"
+    if not (init / "config.json").exists():  # drawn once per setting, so that a resumed run goes on from the same start
+        fresh_language_model(stage, [r for records in corpus.values() for r in records], init, cfg.lm_embedding_std, cfg.lm_tied)
+    result = train(dataclasses.replace(stage, init_from=str(init)), progress=progress)
     model = MammothForConditionalGeneration.from_pretrained(result["model_dir"])
     tokenizer = MammothProcessor.from_pretrained(result["model_dir"]).tokenizer
     report = {"records": {name: len(records) for name, records in corpus.items()}, "steps": result["steps"],
