@@ -260,11 +260,12 @@ def pretrain_lm(cfg: PretrainConfig, progress: bool = True) -> dict:
               "binding": binding_drill(cfg.lm_seed + 1, cfg.lm_binding_slots, progress),
               "dense": dense_drill(cfg.lm_seed + 2, cfg.lm_dense_slots, progress)}
     data = [str(formats.write_records(records, work / f"lm_{name}.jsonl")) for name, records in corpus.items() if records]
-    stage = load_config("stage2", data=data, out_dir=str(work / "lm"), init_from="tiny", lr={"language_model": cfg.lm_lr},
+    setting = f"std{cfg.lm_embedding_std}_{'tied' if cfg.lm_tied else 'untied'}"  # a start and a run per setting: a reused work folder resumes only its own
+    stage = load_config("stage2", data=data, out_dir=str(work / f"lm_{setting}"), init_from="tiny", lr={"language_model": cfg.lm_lr},
                         global_batch=32, micro_batch=8, epochs=cfg.lm_epochs, warmup_ratio=0.03, seed=cfg.lm_seed,
                         save_every=200, resume=True)
-    init = work / f"lm_init_std{cfg.lm_embedding_std}_{'tied' if cfg.lm_tied else 'untied'}"
-    if not (init / "config.json").exists():  # drawn once per setting, so that a resumed run goes on from the same start
+    init = work / f"lm_init_{setting}"
+    if not (init / "config.json").exists():  # drawn once, so that a resumed run goes on from the same start
         fresh_language_model(stage, [r for records in corpus.values() for r in records], init, cfg.lm_embedding_std, cfg.lm_tied)
     result = train(dataclasses.replace(stage, init_from=str(init)), progress=progress)
     model = MammothForConditionalGeneration.from_pretrained(result["model_dir"])
