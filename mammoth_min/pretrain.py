@@ -21,11 +21,11 @@ from .core import atomic_dir, atomic_write
 from .model import MammothImageProcessor, build_config
 
 # %% auto #0
-__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'PARTS', 'scene_text', 'text_only', 'described_pictures',
-           'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig', 'reduced_pretrain', 'label_accuracy',
-           'pretrain_tower', 'load_scene_heads', 'text_corpus', 'fresh_language_model', 'pretrain_lm',
-           'object_questions', 'answer_given', 'binding_drill', 'dense_drill', 'drill_records', 'pretrain_connector',
-           'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
+__all__ = ['KINDS', 'CHARS', 'PICTURE_LABELS', 'CELL_LABELS', 'IGNORE', 'NAMED_OBJECT_LOOKUPS', 'PARTS', 'scene_text',
+           'text_only', 'described_pictures', 'scene_labels', 'SceneHeads', 'draw_labelled', 'PretrainConfig',
+           'reduced_pretrain', 'label_accuracy', 'tower_courses', 'pretrain_tower', 'load_scene_heads', 'text_corpus',
+           'fresh_language_model', 'pretrain_lm', 'object_questions', 'answer_given', 'binding_drill', 'dense_drill',
+           'drill_records', 'pretrain_connector', 'pretrain_parts', 'shipped_parts', 'parts_fingerprint']
 
 # %% ../nbs/06c_pretrain.ipynb #547cf0b2
 def scene_text(scene: dict) -> str:
@@ -121,11 +121,12 @@ class SceneHeads(nn.Module):
         pairs += [(logits[1][k].flatten(0, 1), labels[1][k].flatten()) for k in CELL_LABELS]
         return torch.stack([F.cross_entropy(lg, y, ignore_index=IGNORE) for lg, y in pairs if (y >= 0).any()]).sum()
 
-def draw_labelled(seed: int, n_slots: int, processor: MammothImageProcessor, progress: bool = True):
-    "Pixels [n, 3, H, W] and label tensors of every picture in slots 0..n_slots-1 of the world of `seed`."
+def draw_labelled(seed: int, n_slots: int, processor: MammothImageProcessor, progress: bool = True, kinds: tuple[str, ...] = KINDS):
+    "Pixels [n, 3, H, W] and label tensors of every picture of one of `kinds` in slots 0..n_slots-1 of the world of `seed`."
     pixels, picture, cells = [], {k: [] for k in PICTURE_LABELS}, {k: [] for k in CELL_LABELS}
     for i in tqdm(range(n_slots), desc=f"draw world {seed}", unit="slot", disable=not progress):
         for scene in world.make_slot(i, seed)[0].values():
+            if scene["kind"] not in kinds: continue
             pixels.append(processor([world.render_scene(scene)], single_view=True)["pixel_values"][0])
             p, c = scene_labels(scene)
             for k in PICTURE_LABELS: picture[k].append(p[k])
@@ -145,6 +146,9 @@ class PretrainConfig:
     tower_lr: float = 1e-3
     tower_seed: int = 1000       # pretraining worlds are drawn far from the quickstart's seeds (0, 1, 2 ...)
     check_slots: int = 700       # held-out pictures (world tower_seed + 1) that measure what the tower sees
+    tower_second_epochs: int = 0     # a second course (A second course for the tower): the first's pictures beside more object pictures
+    tower_second_slots: int = 60000  # ~43,000 object pictures of world tower_seed + 2
+    tower_second_lr: float = 5e-4
     lm_slots: int = 8000         # ~39,000 text records
     lm_binding_slots: int = 12000  # ~58,000 multiple-choice questions with the answer handed over (`answer_given`)
     lm_dense_slots: int = 10000  # ~7,200 described object pictures, each asked every question in one conversation
@@ -155,6 +159,7 @@ class PretrainConfig:
     lm_seed: int = 2000          # its drills are drawn from the worlds lm_seed + 1 (binding) and lm_seed + 2 (dense)
     connector_slots: int = 10500  # ~94,000 questions of world connector_seed, every kind asked about each object picture
     connector_text_slots: int = 1200  # ~5,900 records of the language model's corpus and ~5,800 of its binding drill, so that it keeps reading
+    connector_lookup_epochs: int = 0  # passes over the four lookups of a named object alone, before the whole drill (A second course for the tower)
     connector_epochs: int = 2    # a second pass over the drill lifted every world (What the drill taught the connector)
     connector_lr: float = 5e-4   # the language model's; the fresh projector learns at twice this
     connector_seed: int = 4000
@@ -162,7 +167,8 @@ class PretrainConfig:
 def reduced_pretrain(out: str | Path, work: str | Path) -> PretrainConfig:
     "Seconds instead of an hour: the plumbing, not the skill."
     return PretrainConfig(out=str(out), work=str(work), tower_slots=40, tower_epochs=2, tower_batch=16, check_slots=14,
-                          lm_slots=20, lm_binding_slots=10, lm_dense_slots=10, connector_slots=20, connector_text_slots=10)
+                          lm_slots=20, lm_binding_slots=10, lm_dense_slots=10, connector_slots=20, connector_text_slots=10,
+                          tower_second_epochs=1, tower_second_slots=30, connector_lookup_epochs=1)
 
 # %% ../nbs/06c_pretrain.ipynb #87eb0e82
 def label_accuracy(tower: SiglipVisionModel, heads: SceneHeads, pixels: torch.Tensor, labels, layer: int = -2) -> dict[str, float]:
@@ -180,42 +186,60 @@ def label_accuracy(tower: SiglipVisionModel, heads: SceneHeads, pixels: torch.Te
         if keep.any(): acc[f"cell {k}"] = (logits[1][k].argmax(-1)[keep] == labels[1][k][keep]).float().mean().item()
     return acc
 
+def tower_courses(cfg: PretrainConfig, processor: MammothImageProcessor, progress: bool = True) -> list[dict]:
+    "Pixels, labels, epochs and peak rate of each course: every kind of picture, then (`tower_second_epochs` > 0) those beside more object pictures."
+    pixels, labels = draw_labelled(cfg.tower_seed, cfg.tower_slots, processor, progress)
+    courses = [{"pixels": pixels, "labels": labels, "epochs": cfg.tower_epochs, "lr": cfg.tower_lr, "warmup": 0.05}]
+    if cfg.tower_second_epochs:
+        more, more_labels = draw_labelled(cfg.tower_seed + 2, cfg.tower_second_slots, processor, progress, kinds=("objects",))
+        joined = tuple({k: torch.cat([a[k], b[k]]) for k in a} for a, b in zip(labels, more_labels))
+        courses.append({"pixels": torch.cat([pixels, more]), "labels": joined, "epochs": cfg.tower_second_epochs,
+                        "lr": cfg.tower_second_lr, "warmup": 0.1})
+    return courses
+
 def pretrain_tower(cfg: PretrainConfig, progress: bool = True) -> dict:
-    "Train the tiny SigLIP tower on scene labels; write `out/siglip` (tower + `scene_heads.safetensors`); resumes by epoch."
+    "Train the tiny SigLIP tower on scene labels, course after course; write `out/siglip` (tower + `scene_heads.safetensors`); resumes by epoch."
     start_time, mcfg = time.perf_counter(), build_config("tiny")
     layer, processor = mcfg.vision_feature_layer, MammothImageProcessor.from_config(mcfg)
-    pixels, labels = draw_labelled(cfg.tower_seed, cfg.tower_slots, processor, progress)
+    courses = tower_courses(cfg, processor, progress)
+    if len(courses[0]["pixels"]) < cfg.tower_batch:
+        raise ValueError(f"tower_slots={cfg.tower_slots} draws {len(courses[0]['pixels'])} pictures, fewer than one batch (tower_batch={cfg.tower_batch})")
     check = draw_labelled(cfg.tower_seed + 1, cfg.check_slots, processor, progress)
     torch.manual_seed(cfg.tower_seed)
     tower, heads = SiglipVisionModel(mcfg.vision_config), SceneHeads(mcfg.vision_config.hidden_size)
     params = [*tower.parameters(), *heads.parameters()]
-    steps_per_epoch = len(pixels) // cfg.tower_batch
-    if steps_per_epoch == 0:
-        raise ValueError(f"tower_slots={cfg.tower_slots} draws {len(pixels)} pictures, fewer than one batch (tower_batch={cfg.tower_batch})")
-    optimizer = torch.optim.AdamW(params, lr=cfg.tower_lr, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.tower_lr, total_steps=cfg.tower_epochs * steps_per_epoch, pct_start=0.05)
-    state_path, start, history = Path(cfg.work) / "tower_state.pt", 0, []
+    state_path, done, history, state = Path(cfg.work) / "tower_state.pt", 0, [], None
     if state_path.exists():
         state = torch.load(state_path, weights_only=True)
-        for obj, key in ((tower, "tower"), (heads, "heads"), (optimizer, "optimizer"), (scheduler, "scheduler")):
-            obj.load_state_dict(state[key])
-        start, history = state["epoch"], json.loads(state["history"])
-    bar = tqdm(total=cfg.tower_epochs * steps_per_epoch, initial=start * steps_per_epoch, desc="tower", unit="step", disable=not progress)
-    for epoch in range(start, cfg.tower_epochs):
-        order = torch.randperm(len(pixels), generator=torch.Generator().manual_seed(cfg.tower_seed * 1000 + epoch))
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.tower_batch:(i + 1) * cfg.tower_batch]
-            batch_labels = tuple({k: v[idx] for k, v in part.items()} for part in labels)
-            loss = heads.loss(heads(tower(pixels[idx], output_hidden_states=True).hidden_states[layer]), batch_labels)
-            optimizer.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step(); scheduler.step(); bar.update(); bar.set_postfix(loss=f"{loss.item():.3f}")
-        history.append({"epoch": epoch + 1, "loss": loss.item(), **label_accuracy(tower, heads, *check, layer=layer)})
-        state = {"tower": tower.state_dict(), "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": json.dumps(history)}
-        with atomic_write(state_path, "wb") as f: torch.save(state, f)
+        tower.load_state_dict(state["tower"]); heads.load_state_dict(state["heads"])
+        done, history = state["epoch"], json.loads(state["history"])
+    starts = [sum(c["epochs"] for c in courses[:n]) for n in range(len(courses))]  # the run's epoch each course begins at
+    for course in courses: course["steps"] = len(course["pixels"]) // cfg.tower_batch
+    bar = tqdm(total=sum(c["steps"] * c["epochs"] for c in courses), desc="tower", unit="step", disable=not progress,
+               initial=sum(c["steps"] * min(c["epochs"], max(0, done - start)) for c, start in zip(courses, starts)))
+    for number, (course, start) in enumerate(zip(courses, starts), start=1):
+        end, steps_per_epoch = start + course["epochs"], course["steps"]
+        if done >= end: continue  # finished before a restart
+        optimizer = torch.optim.AdamW(params, lr=course["lr"], weight_decay=0.01)  # a fresh optimizer and schedule per course
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, course["lr"], total_steps=course["epochs"] * steps_per_epoch,
+                                                        pct_start=course["warmup"])
+        if done > start: optimizer.load_state_dict(state["optimizer"]); scheduler.load_state_dict(state["scheduler"])
+        for epoch in range(max(done, start), end):
+            order = torch.randperm(len(course["pixels"]), generator=torch.Generator().manual_seed(cfg.tower_seed * 1000 + epoch))
+            for i in range(steps_per_epoch):
+                idx = order[i * cfg.tower_batch:(i + 1) * cfg.tower_batch]
+                batch_labels = tuple({k: v[idx] for k, v in part.items()} for part in course["labels"])
+                loss = heads.loss(heads(tower(course["pixels"][idx], output_hidden_states=True).hidden_states[layer]), batch_labels)
+                optimizer.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step(); scheduler.step(); bar.update(); bar.set_postfix(course=number, loss=f"{loss.item():.3f}")
+            history.append({"epoch": epoch + 1, "course": number, "loss": loss.item(), **label_accuracy(tower, heads, *check, layer=layer)})
+            state = {"tower": tower.state_dict(), "heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "history": json.dumps(history)}
+            with atomic_write(state_path, "wb") as f: torch.save(state, f)
     bar.close()
-    report = {"pictures": len(pixels), "steps": cfg.tower_epochs * steps_per_epoch, "history": history,
-              "seconds": round(time.perf_counter() - start_time)}  # this session's; a resumed run counts from its restart
+    report = {"pictures": len(courses[0]["pixels"]), "pictures_second_course": len(courses[-1]["pixels"]) if len(courses) > 1 else 0,
+              "steps": sum(c["steps"] * c["epochs"] for c in courses),
+              "history": history, "seconds": round(time.perf_counter() - start_time)}  # this session's; a resumed run counts from its restart
     with atomic_dir(Path(cfg.out) / "siglip") as staging:
         tower.save_pretrained(staging)
         save_file(heads.state_dict(), staging / "scene_heads.safetensors")
@@ -341,8 +365,10 @@ def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool =
             records += object_questions(rng, Path(r["image"]).stem, r["image"], scene)
     return formats.write_records(records, out / "drill.jsonl")
 
+NAMED_OBJECT_LOOKUPS = ("_vqa_color", "_vqa_shape_at", "_vqa_where", "_vqa_size")  # ids of `object_questions` end with the question's builder
+
 def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
-    "Join the pretrained tower and language model, train projector and language model on the drill beside the language model's own text; write `out/connector`."
+    "Join the pretrained tower and language model, drill them on the lookups of a named object, then on every question beside the language model's own text; write `out/connector`."
     from mammoth_min.model import init_checkpoint
     from mammoth_min.train import load_config, read_log, train
     start_time, out, work = time.perf_counter(), Path(cfg.out), Path(cfg.work)
@@ -353,13 +379,19 @@ def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
     text = text_corpus(cfg.lm_seed, cfg.connector_text_slots, progress)
     binding = binding_drill(cfg.lm_seed + 1, cfg.connector_text_slots, progress)  # the letters too, as the language model learnt them
     text_file = formats.write_records(text + binding, work / "connector_text.jsonl")
-    init = init_checkpoint(out / "siglip", out / "qwen2", work / "connector_init")
+    start = init_checkpoint(out / "siglip", out / "qwen2", work / "connector_init")
+    rates, lookup_steps = {"language_model": cfg.connector_lr, "multi_modal_projector": 2 * cfg.connector_lr}, 0
+    if cfg.connector_lookup_epochs:
+        lookups = formats.write_records([r for r in formats.read_records(drill) if r["id"].endswith(NAMED_OBJECT_LOOKUPS)], work / "lookups.jsonl")
+        first = train(load_config("stage2", data=[str(lookups)], image_root=str(work / "drill"), out_dir=str(work / "connector_lookups"),
+                                  init_from=str(start), lr=rates, epochs=cfg.connector_lookup_epochs, seed=0, save_every=300, resume=True),
+                      progress=progress)
+        start, lookup_steps = first["model_dir"], first["steps"]
     stage = load_config("stage2", data=[str(drill), str(text_file)], image_root=str(work / "drill"), out_dir=str(work / "connector"),
-                        init_from=str(init), lr={"language_model": cfg.connector_lr, "multi_modal_projector": 2 * cfg.connector_lr},
-                        epochs=cfg.connector_epochs, seed=0, save_every=300, resume=True)
+                        init_from=str(start), lr=rates, epochs=cfg.connector_epochs, seed=0, save_every=300, resume=True)
     result = train(stage, progress=progress)
     with drill.open() as lines: n_drill = sum(1 for _ in lines)  # a count, not a second parse of the file
-    report = {"records": {"drill": n_drill, "text": len(text), "binding": len(binding)},
+    report = {"records": {"drill": n_drill, "text": len(text), "binding": len(binding)}, "lookup_steps": lookup_steps,
               "steps": result["steps"], "final_loss": read_log(result["log"])[-1]["loss"],
               "seconds": round(time.perf_counter() - start_time)}
     with atomic_dir(out / "connector") as staging:
