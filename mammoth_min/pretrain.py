@@ -368,7 +368,7 @@ def drill_records(seed: int, n_slots: int, out_dir: str | Path, progress: bool =
 NAMED_OBJECT_LOOKUPS = ("_vqa_color", "_vqa_shape_at", "_vqa_where", "_vqa_size")  # ids of `object_questions` end with the question's builder
 
 def pretrain_connector(cfg: PretrainConfig, progress: bool = True) -> dict:
-    "Join the pretrained tower and language model, drill them on the lookups of a named object, then on every question beside the language model's own text; write `out/connector`."
+    "Join the pretrained tower and language model, train projector and language model on the drill beside the language model's own text (after `connector_lookup_epochs` passes of the lookups alone); write `out/connector`."
     from mammoth_min.model import init_checkpoint
     from mammoth_min.train import load_config, read_log, train
     start_time, out, work = time.perf_counter(), Path(cfg.out), Path(cfg.work)
