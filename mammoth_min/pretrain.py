@@ -187,7 +187,7 @@ def label_accuracy(tower: SiglipVisionModel, heads: SceneHeads, pixels: torch.Te
     return acc
 
 def tower_courses(cfg: PretrainConfig, processor: MammothImageProcessor, progress: bool = True) -> list[dict]:
-    "Pixels, labels, epochs and peak rate of each course: every kind of picture, then (`tower_second_epochs` > 0) those beside more object pictures."
+    "Pixels, labels, epochs, steps per epoch and peak rate of each course: every kind of picture, then (`tower_second_epochs` > 0) those beside more object pictures."
     pixels, labels = draw_labelled(cfg.tower_seed, cfg.tower_slots, processor, progress)
     courses = [{"pixels": pixels, "labels": labels, "epochs": cfg.tower_epochs, "lr": cfg.tower_lr, "warmup": 0.05}]
     if cfg.tower_second_epochs:
@@ -195,6 +195,7 @@ def tower_courses(cfg: PretrainConfig, processor: MammothImageProcessor, progres
         joined = tuple({k: torch.cat([a[k], b[k]]) for k in a} for a, b in zip(labels, more_labels))
         courses.append({"pixels": torch.cat([pixels, more]), "labels": joined, "epochs": cfg.tower_second_epochs,
                         "lr": cfg.tower_second_lr, "warmup": 0.1})
+    for course in courses: course["steps"] = len(course["pixels"]) // cfg.tower_batch
     return courses
 
 def pretrain_tower(cfg: PretrainConfig, progress: bool = True) -> dict:
@@ -202,7 +203,7 @@ def pretrain_tower(cfg: PretrainConfig, progress: bool = True) -> dict:
     start_time, mcfg = time.perf_counter(), build_config("tiny")
     layer, processor = mcfg.vision_feature_layer, MammothImageProcessor.from_config(mcfg)
     courses = tower_courses(cfg, processor, progress)
-    if len(courses[0]["pixels"]) < cfg.tower_batch:
+    if courses[0]["steps"] == 0:
         raise ValueError(f"tower_slots={cfg.tower_slots} draws {len(courses[0]['pixels'])} pictures, fewer than one batch (tower_batch={cfg.tower_batch})")
     check = draw_labelled(cfg.tower_seed + 1, cfg.check_slots, processor, progress)
     torch.manual_seed(cfg.tower_seed)
@@ -214,7 +215,6 @@ def pretrain_tower(cfg: PretrainConfig, progress: bool = True) -> dict:
         tower.load_state_dict(state["tower"]); heads.load_state_dict(state["heads"])
         done, history = state["epoch"], json.loads(state["history"])
     starts = [sum(c["epochs"] for c in courses[:n]) for n in range(len(courses))]  # the run's epoch each course begins at
-    for course in courses: course["steps"] = len(course["pixels"]) // cfg.tower_batch
     bar = tqdm(total=sum(c["steps"] * c["epochs"] for c in courses), desc="tower", unit="step", disable=not progress,
                initial=sum(c["steps"] * min(c["epochs"], max(0, done - start)) for c, start in zip(courses, starts)))
     for number, (course, start) in enumerate(zip(courses, starts), start=1):
